@@ -1,0 +1,63 @@
+# Two commands do all the set-up: `make run` (whole stack) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help install system-deps archives proto run up down test test-unit test-integration test-browser lint bench clean
+
+help:
+	@echo "make run    - install, build archives, start TorchServe + gateway + training service (Ctrl-C stops)"
+	@echo "make test   - install what the tests need and run them all"
+	@echo "make up / make down - the stack in the background"
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+# Debian packages the tests and the stack use: Java 17 for TorchServe, Chromium for browser tests.
+system-deps:
+	@missing=""; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "missing Debian packages:$$missing (install them as root)"; fi; \
+	fi
+
+proto: $(STAMP)
+	$(PY) -m gateway.proto_build
+
+archives: $(STAMP)
+	$(PY) -m training package all
+
+run: $(STAMP) archives
+	$(PY) -m gateway.stack run
+
+up: $(STAMP) archives
+	$(PY) -m gateway.stack up
+
+down:
+	@[ -x $(PY) ] && $(PY) -m gateway.stack down || true
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -q -m "not integration and not browser"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check services gateway training tests
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(PY) -m training.benchmark_models
+
+clean:
+	rm -rf $(VENV) model_store/*.mar .pytest_cache

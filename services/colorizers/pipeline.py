@@ -1,0 +1,208 @@
+"""The one inference path: image -> working-size grey -> model -> chroma merged at the original size."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from colorizers import imaging, weights
+from colorizers.color import lab_to_rgb
+from colorizers.registry import ModelSpec, create_model, get_spec
+
+log = logging.getLogger(__name__)
+
+MIN_SIZE, MAX_SIZE = 32, 1024
+MAX_HINTS = 64
+_HEX_COLOUR = re.compile(r"^#?([0-9a-fA-F]{6})$")
+
+
+class RequestError(ValueError):
+    """A request option (hints, seed, size) that cannot be used; the message says why."""
+
+    code = "invalid_option"
+
+
+def select_device(setting: str | None = None) -> torch.device:
+    """The one device setting: ``COLORIZERS_DEVICE`` = auto (CUDA when present), cpu, cuda or cuda:N."""
+    setting = (setting or os.environ.get("COLORIZERS_DEVICE") or "auto").strip().lower()
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if setting.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"COLORIZERS_DEVICE={setting} but no CUDA device is available")
+    return torch.device(setting)
+
+
+@dataclass(frozen=True)
+class Hint:
+    """A user colour point: x, y normalised to [0, 1] from the top-left corner; colour as sRGB bytes."""
+
+    x: float
+    y: float
+    rgb: tuple[int, int, int]
+
+
+def parse_hints(raw: str | Sequence[Any] | None) -> list[Hint]:
+    """Parse ``[{"x": .25, "y": .6, "color": "#aa3300"}, ...]`` (JSON text or a list) into hints."""
+    if raw is None or raw == "" or raw == []:
+        return []
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise RequestError(f"hints must be JSON: {exc.msg} at position {exc.pos}") from None
+    if not isinstance(raw, list):
+        raise RequestError('hints must be a JSON list like [{"x": 0.5, "y": 0.5, "color": "#3366cc"}]')
+    if len(raw) > MAX_HINTS:
+        raise RequestError(f"at most {MAX_HINTS} hints are allowed, got {len(raw)}")
+    hints = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or not {"x", "y", "color"} <= set(item):
+            raise RequestError(f"hint {i} must be an object with x, y and color")
+        x, y, colour = item["x"], item["y"], item["color"]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in (x, y)):
+            raise RequestError(f"hint {i}: x and y must be numbers between 0 and 1")
+        match = _HEX_COLOUR.match(str(colour))
+        if not match:
+            raise RequestError(f"hint {i}: color must be a hex colour like #3366cc, got {colour!r}")
+        value = int(match.group(1), 16)
+        hints.append(Hint(float(x), float(y), (value >> 16, (value >> 8) & 255, value & 255)))
+    return hints
+
+
+def hints_to_tensors(hints: Sequence[Hint], size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hints as the (1, 2, S, S) ab map and (1, 1, S, S) mask the hint-taking models read."""
+    hint_ab = torch.zeros(1, 2, size, size)
+    mask = torch.zeros(1, 1, size, size)
+    radius = max(1, size // 128)
+    for hint in hints:
+        ab = _rgb_to_ab(hint.rgb)
+        cx, cy = min(int(hint.x * size), size - 1), min(int(hint.y * size), size - 1)
+        rows = slice(max(0, cy - radius), cy + radius + 1)
+        cols = slice(max(0, cx - radius), cx + radius + 1)
+        hint_ab[0, :, rows, cols] = torch.tensor(ab).view(2, 1, 1)
+        mask[0, :, rows, cols] = 1.0
+    return hint_ab, mask
+
+
+def _rgb_to_ab(rgb: tuple[int, int, int]) -> tuple[float, float]:
+    from colorizers.color import rgb_to_lab
+
+    lab = rgb_to_lab(np.asarray(rgb, dtype=np.float64) / 255.0)
+    return float(lab[1]), float(lab[2])
+
+
+@dataclass
+class WorkItem:
+    """One working-size grey image and its options, as a batch element."""
+
+    grey: Image.Image
+    hints: Sequence[Hint] = ()
+    seed: int | None = None
+
+
+class Colorizer:
+    """A model ready for inference: one code path for the handler, gateway, CLI and evaluation."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        name: str | None = None,
+        meta: dict[str, Any] | None = None,
+        device: str | torch.device | None = None,
+    ):
+        self.device = device if isinstance(device, torch.device) else select_device(device)
+        self.model = model.to(self.device).eval()
+        self.spec: ModelSpec = get_spec(model.model_id)
+        self.name = name or model.model_id
+        self.meta = meta or {}
+
+    @classmethod
+    def load(
+        cls,
+        name: str,
+        weights_dir: str | os.PathLike[str] | None = None,
+        device: str | torch.device | None = None,
+    ) -> Colorizer:
+        """Weights from ``<weights_dir>/<name>.safetensors`` if present, else an untrained compact model."""
+        directory = weights.weights_dir(weights_dir)
+        if (Path(directory) / f"{name}.json").exists():
+            model, meta = weights.load(name, directory)
+            return cls(model, name=name, meta=meta, device=device)
+        log.warning("no weights for %s in %s: using an untrained compact model", name, directory)
+        model = create_model(name, "compact")
+        return cls(model, name=name, meta={"provenance": "untrained", "name": name}, device=device)
+
+    @property
+    def working_size(self) -> int:
+        return self.spec.working_size
+
+    def check_options(self, hints: Sequence[Hint] = (), seed: int | None = None, size: int | None = None) -> None:
+        if hints and not self.spec.supports_hints:
+            raise RequestError(f"model {self.name} does not take colour hints")
+        if seed is not None and not self.spec.supports_seed:
+            raise RequestError(f"model {self.name} does not take a seed")
+        if seed is not None and not 0 <= seed < 2**31:
+            raise RequestError("seed must be between 0 and 2147483647")
+        if size is not None and not MIN_SIZE <= size <= MAX_SIZE:
+            raise RequestError(f"size must be between {MIN_SIZE} and {MAX_SIZE} pixels")
+
+    @torch.inference_mode()
+    def colorize_working_batch(self, items: Sequence[WorkItem]) -> list[Image.Image]:
+        """Colour images at the working size; items that share size and seed run as one batch."""
+        results: list[Image.Image | None] = [None] * len(items)
+        groups: dict[tuple[tuple[int, int], int | None], list[int]] = {}
+        for index, item in enumerate(items):
+            self.check_options(item.hints, item.seed)
+            groups.setdefault((item.grey.size, item.seed), []).append(index)
+        for (_, seed), indices in groups.items():
+            lightness = [imaging.lightness(items[i].grey) for i in indices]
+            l = torch.from_numpy(np.stack(lightness)[:, None]).to(self.device)  # (B, 1, H, W)
+            hint_ab = hint_mask = None
+            if self.spec.supports_hints:
+                size = l.shape[-1]
+                pairs = [hints_to_tensors(items[i].hints, size) for i in indices]
+                hint_ab = torch.cat([p[0] for p in pairs]).to(self.device)  # (B, 2, S, S)
+                hint_mask = torch.cat([p[1] for p in pairs]).to(self.device)  # (B, 1, S, S)
+                if hint_ab.shape[-2:] != l.shape[-2:]:
+                    hint_ab = torch.nn.functional.interpolate(hint_ab, size=l.shape[-2:], mode="nearest")
+                    hint_mask = torch.nn.functional.interpolate(hint_mask, size=l.shape[-2:], mode="nearest")
+            ab = self.model.predict_ab(l.float(), hint_ab=hint_ab, hint_mask=hint_mask, seed=seed)
+            lab = torch.cat([l.float(), ab.float()], dim=1).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 3)
+            for i, one in zip(indices, lab, strict=True):
+                rgb = np.clip(lab_to_rgb(one.astype(np.float64)) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+                results[i] = Image.fromarray(rgb, "RGB")
+        return [r for r in results if r is not None]
+
+    def colorize_working(self, grey: Image.Image, *, hints: Sequence[Hint] = (), seed: int | None = None) -> Image.Image:
+        return self.colorize_working_batch([WorkItem(grey, hints, seed)])[0]
+
+    def colorize(
+        self,
+        image: Image.Image | bytes,
+        *,
+        hints: Sequence[Hint] = (),
+        seed: int | None = None,
+        size: int | None = None,
+    ) -> Image.Image:
+        """Colourise a photo of any size; the result has the input's size (alpha, if any, restored)."""
+        self.check_options(hints, seed, size)
+        decoded = imaging.decode(image) if isinstance(image, bytes) else None
+        rgb = decoded.rgb if decoded else image.convert("RGB")
+        grey = imaging.to_model_input(rgb, size or self.working_size)
+        colour_small = self.colorize_working(grey, hints=hints, seed=seed)
+        result = imaging.merge_chroma(rgb, colour_small)
+        if decoded and decoded.alpha is not None:
+            result.putalpha(decoded.alpha)
+        return result
