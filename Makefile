@@ -38,13 +38,13 @@ archives: $(STAMP)
 	$(PY) -m training package all
 
 run: $(STAMP) archives
-	$(PY) -m gateway.stack run
+	$(PY) deploy/stack.py run
 
 up: $(STAMP) archives
-	$(PY) -m gateway.stack up
+	$(PY) deploy/stack.py up
 
 down:
-	@[ -x $(PY) ] && $(PY) -m gateway.stack down || true
+	@[ -x $(PY) ] && $(PY) deploy/stack.py down || true
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -10,11 +10,9 @@ from typing import Any
 import torch
 
 from colorizers import imaging
-from colorizers.pipeline import Colorizer, RequestError, WorkItem, parse_hints
+from colorizers.pipeline import Colorizer, RequestError, WorkItem
 
 log = logging.getLogger(__name__)
-
-MAX_PIXELS = 50_000_000
 
 
 class ColorizerHandler:
@@ -68,19 +66,15 @@ class ColorizerHandler:
 
     def _work_item(self, request: dict[str, Any]) -> WorkItem:
         assert self.colorizer is not None
-        body = request.get("data") or request.get("body")
-        if not isinstance(body, (bytes, bytearray)) or not body:
-            raise RequestError("the request has no image")
-        hints = parse_hints(_text(request.get("hints")))
-        seed = _int(request.get("seed"), "seed")
-        size = _int(request.get("size"), "size")
-        self.colorizer.check_options(hints, seed, size)
-        decoded = imaging.decode(bytes(body), max_pixels=MAX_PIXELS)
-        working = size or self.colorizer.working_size
-        grey = decoded.rgb.convert("L")
-        if grey.size != (working, working):
-            grey = imaging.to_model_input(decoded.rgb, working)
-        return WorkItem(grey, hints, seed)
+        body = request.get("data") or request.get("body") or b""
+        if not isinstance(body, (bytes, bytearray)):
+            raise RequestError("the request body must be an image")
+        return self.colorizer.prepare(
+            bytes(body),
+            hints=_text(request.get("hints")),
+            seed=_int(request.get("seed"), "seed"),
+            size=_int(request.get("size"), "size"),
+        )
 
 
 def _text(value: Any) -> str | None:

@@ -1,33 +1,14 @@
-"""Shared fixtures: small photos made in memory, free ports, a temporary weights directory."""
+"""Shared fixtures: small photos made in memory."""
 
 from __future__ import annotations
 
-import io
-import socket
-
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from tests.helpers import make_photo, to_bytes
+
 torch.set_num_threads(min(2, torch.get_num_threads()))
-
-
-def make_photo(width: int = 96, height: int = 64, seed: int = 0) -> Image.Image:
-    """A smooth, colourful synthetic photo (gradients + a disc), deterministic."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    r = 0.5 + 0.5 * np.sin(x / width * 3.1 + rng.uniform(0, 3))
-    g = 0.5 + 0.5 * np.cos(y / height * 2.7 + rng.uniform(0, 3))
-    b = ((x - width / 2) ** 2 + (y - height / 2) ** 2 < (min(width, height) / 3) ** 2).astype(np.float32)
-    rgb = np.stack([r, g, 0.3 + 0.6 * b], axis=-1)
-    return Image.fromarray((rgb * 255).astype(np.uint8), "RGB")
-
-
-def to_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt)
-    return buffer.getvalue()
 
 
 @pytest.fixture
@@ -38,9 +19,3 @@ def photo() -> Image.Image:
 @pytest.fixture
 def photo_png(photo: Image.Image) -> bytes:
     return to_bytes(photo)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

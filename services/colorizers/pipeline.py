@@ -185,6 +185,21 @@ class Colorizer:
                 results[i] = Image.fromarray(rgb, "RGB")
         return [r for r in results if r is not None]
 
+    def prepare(
+        self, image: bytes, *, hints: str | None = None, seed: int | None = None, size: int | None = None
+    ) -> WorkItem:
+        """Validate a serving request (image bytes + raw options) into a working-size batch element."""
+        parsed = parse_hints(hints)
+        self.check_options(parsed, seed, size)
+        if not image:
+            raise RequestError("the request has no image")
+        decoded = imaging.decode(image)
+        working = size or self.working_size
+        grey = decoded.rgb.convert("L")
+        if grey.size != (working, working):
+            grey = imaging.to_model_input(decoded.rgb, working)
+        return WorkItem(grey, parsed, seed)
+
     def colorize_working(self, grey: Image.Image, *, hints: Sequence[Hint] = (), seed: int | None = None) -> Image.Image:
         return self.colorize_working_batch([WorkItem(grey, hints, seed)])[0]
 

@@ -1,0 +1,1 @@
+"""The gateway: REST + gRPC + web page over one async colourisation service."""

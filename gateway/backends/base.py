@@ -1,0 +1,27 @@
+"""The backend interface: a grey working-size PNG in, the colour PNG at that size out."""
+
+from __future__ import annotations
+
+import abc
+
+
+class Backend(abc.ABC):
+    """Where models run. Raises gateway errors (Unavailable, ModelFailed, DeadlineExceeded, ...)."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Open connections or load models; called once before serving."""
+
+    async def close(self) -> None:
+        """Release connections and threads."""
+
+    @abc.abstractmethod
+    async def reachable(self) -> bool:
+        """Whether the backend answers at all (used by /readyz)."""
+
+    @abc.abstractmethod
+    async def infer(
+        self, model: str, grey_png: bytes, *, hints: str | None, seed: int | None, timeout: float
+    ) -> bytes:
+        """Colour PNG at the working size for one grey PNG at the model's working size."""

@@ -1,0 +1,88 @@
+"""TorchServe backend: the inference API over a pooled, keep-alive httpx client."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from gateway.backends.base import Backend
+from gateway.errors import BadRequest, DeadlineExceeded, ModelFailed, NotFound, TooManyRequests, Unavailable
+
+
+class TorchServeBackend(Backend):
+    name = "torchserve"
+
+    def __init__(self, base_url: str, *, max_connections: int = 64):
+        self.base_url = base_url.rstrip("/")
+        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        self._client = httpx.AsyncClient(base_url=self.base_url, limits=self._limits, timeout=httpx.Timeout(60.0))
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise RuntimeError("TorchServeBackend.start() was not awaited")
+        return self._client
+
+    async def reachable(self) -> bool:
+        try:
+            response = await self.client.get("/ping", timeout=3.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    async def infer(
+        self, model: str, grey_png: bytes, *, hints: str | None, seed: int | None, timeout: float
+    ) -> bytes:
+        fields = {k: v for k, v in (("hints", hints), ("seed", None if seed is None else str(seed))) if v}
+        try:
+            response = await self.client.post(
+                f"/predictions/{model}",
+                files={"data": ("image.png", grey_png, "image/png")},
+                data=fields,
+                timeout=timeout,
+            )
+        except httpx.TimeoutException:
+            raise DeadlineExceeded(f"model {model} did not answer within {timeout:g} s") from None
+        except httpx.TransportError as exc:
+            raise Unavailable(f"the model server is unreachable ({type(exc).__name__})") from None
+        if response.status_code == 200:
+            return response.content
+        raise _error_for(model, response)
+
+
+def _error_for(model: str, response: httpx.Response) -> Exception:
+    message = _message(response)
+    status = response.status_code
+    if status == 400:
+        return BadRequest(message)
+    if status == 404:
+        return NotFound(f"model {model} is not loaded in the model server")
+    if status == 429:
+        return TooManyRequests(f"model {model} is busy: {message}")
+    if status in (503, 507):
+        return Unavailable(f"model {model} is not available: {message}")
+    if status == 504 or status == 408:
+        return DeadlineExceeded(f"model {model} did not answer in time")
+    return ModelFailed(f"model {model} failed: {message}")
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return response.text[:200] or response.reason_phrase
+    if isinstance(body, dict):
+        inner = body.get("error")
+        if isinstance(inner, dict) and "message" in inner:
+            return str(inner["message"])
+        if "message" in body:
+            return str(body["message"])
+    return response.text[:200]

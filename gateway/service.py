@@ -1,0 +1,309 @@
+"""ColorizeService: the one async core behind REST and gRPC (validate, fan out, merge, store)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+from PIL import Image
+
+from colorizers import imaging
+from colorizers.pipeline import MAX_SIZE, MIN_SIZE, parse_hints
+from gateway import metrics
+from gateway.backends.base import Backend
+from gateway.catalogue import ModelInfo
+from gateway.errors import (
+    BadRequest,
+    GatewayError,
+    NotFound,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unavailable,
+    Unprocessable,
+    from_exception,
+)
+from gateway.settings import Settings
+from gateway.store import ResultStore
+
+log = logging.getLogger(__name__)
+
+ALL = "all"
+_PROBE_SIZE = 32
+_SAFE_STEM = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+@dataclass
+class Upload:
+    filename: str
+    data: bytes
+
+
+@dataclass
+class Options:
+    """What a client asked for, as received (validated by the service)."""
+
+    model: str = ALL
+    format: str = "png"
+    hints: str | None = None
+    seed: int | None = None
+    size: int | None = None
+
+
+@dataclass
+class ModelOutput:
+    model: str
+    status: str  # "ok", "error" or "timeout"
+    latency_ms: float
+    name: str | None = None
+    media_type: str | None = None
+    data: bytes | None = None
+    error: GatewayError | None = None
+
+
+@dataclass
+class FileResult:
+    filename: str
+    width: int
+    height: int
+    outputs: list[ModelOutput] = field(default_factory=list)
+
+
+@dataclass
+class ColorizeResult:
+    id: str
+    expires_at: float
+    files: list[FileResult]
+
+    def first_error(self) -> GatewayError | None:
+        """The error to answer with when nothing succeeded (None if anything did)."""
+        outputs = [o for f in self.files for o in f.outputs]
+        if any(o.status == "ok" for o in outputs):
+            return None
+        return next((o.error for o in outputs if o.error), None)
+
+
+class ColorizeService:
+    def __init__(self, settings: Settings, backend: Backend, store: ResultStore, catalogue: dict[str, ModelInfo]):
+        self.settings = settings
+        self.backend = backend
+        self.store = store
+        self.catalogue = catalogue
+        self._in_flight = 0
+
+    # -- models and readiness -------------------------------------------------------------------
+
+    def models(self) -> list[ModelInfo]:
+        return list(self.catalogue.values())
+
+    async def probe(self) -> None:
+        """Refresh readiness: one tiny request per model not known to be ready."""
+        if not await self.backend.reachable():
+            for info in self.catalogue.values():
+                info.ready, info.reason = False, f"{self.backend.name} backend unreachable"
+            return
+        grey = imaging.encode(Image.new("L", (_PROBE_SIZE, _PROBE_SIZE), 128), "png")
+
+        async def probe_one(info: ModelInfo) -> None:
+            try:
+                await self.backend.infer(info.id, grey, hints=None, seed=None, timeout=self.settings.model_timeout_seconds)
+                info.ready, info.reason = True, "ok"
+            except GatewayError as exc:
+                info.ready, info.reason = False, exc.message
+
+        await asyncio.gather(*(probe_one(i) for i in self.catalogue.values() if not i.ready))
+
+    async def run_prober(self) -> None:
+        while True:
+            try:
+                await self.probe()
+            except Exception:  # the prober must survive anything a backend does
+                log.exception("readiness probe failed")
+            await asyncio.sleep(self.settings.readiness_probe_seconds)
+
+    async def ready(self) -> tuple[bool, str]:
+        if not await self.backend.reachable():
+            return False, f"the {self.backend.name} backend is unreachable"
+        waiting = [i.id for i in self.catalogue.values() if not i.ready]
+        if len(waiting) == len(self.catalogue):
+            return False, "no model is ready yet"
+        return True, "ready" if not waiting else f"ready; not ready: {', '.join(waiting)}"
+
+    # -- colourisation --------------------------------------------------------------------------
+
+    async def colorize(self, uploads: Sequence[Upload], options: Options) -> ColorizeResult:
+        """Every upload through every requested model, models concurrently; per-model status."""
+        models = self._models_for(options.model)
+        if not uploads:
+            raise BadRequest("send at least one image in the 'images' field")
+        if len(uploads) > self.settings.max_files:
+            raise BadRequest(f"at most {self.settings.max_files} images per request, got {len(uploads)}")
+        if options.model == ALL and len(uploads) != 1:
+            raise BadRequest("'all' models takes exactly one image; send one image or pick a model")
+        self._check_options(options, models)
+        async with self._slot():
+            result_id, expires_at = self.store.new_id(), self.store.expires_at()
+            files = []
+            for index, upload in enumerate(uploads):
+                decoded = await self._decode(upload)
+                started = time.perf_counter()
+                outputs = await asyncio.gather(
+                    *(self._run_model(decoded, upload, index, m, options, result_id, expires_at) for m in models)
+                )
+                if len(models) > 1:
+                    metrics.FANOUT_SECONDS.observe(time.perf_counter() - started)
+                files.append(FileResult(upload.filename, *decoded.rgb.size, list(outputs)))
+            return ColorizeResult(result_id, expires_at, files)
+
+    async def colorize_stream(
+        self, upload: Upload, model_names: Sequence[str], options: Options
+    ) -> AsyncIterator[tuple[str, float, ModelOutput]]:
+        """One image through several models; yields (result id, expiry, output) as each model finishes."""
+        models = [self._model(n) for n in model_names] if model_names else self._models_for(ALL)
+        self._check_options(options, models)
+        async with self._slot():
+            result_id, expires_at = self.store.new_id(), self.store.expires_at()
+            decoded = await self._decode(upload)
+            started = time.perf_counter()
+            tasks = [
+                asyncio.create_task(self._run_model(decoded, upload, 0, m, options, result_id, expires_at))
+                for m in models
+            ]
+            try:
+                for next_done in asyncio.as_completed(tasks):
+                    yield result_id, expires_at, await next_done
+            finally:
+                for task in tasks:
+                    task.cancel()
+                metrics.FANOUT_SECONDS.observe(time.perf_counter() - started)
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def _model(self, name: str) -> ModelInfo:
+        try:
+            return self.catalogue[name]
+        except KeyError:
+            known = ", ".join(sorted(self.catalogue))
+            raise NotFound(f"unknown model {name!r}; choose one of: {known}, or 'all'", code="unknown_model") from None
+
+    def _models_for(self, name: str) -> list[ModelInfo]:
+        return list(self.catalogue.values()) if name == ALL else [self._model(name)]
+
+    def _check_options(self, options: Options, models: Sequence[ModelInfo]) -> None:
+        if options.format not in imaging.MEDIA_TYPES:
+            raise Unprocessable(f"format must be one of {', '.join(sorted(imaging.MEDIA_TYPES))}")
+        hints = parse_hints(options.hints) if options.hints else []
+        single = len(models) == 1
+        if hints and single and not models[0].supports_hints:
+            raise Unprocessable(f"model {models[0].id} does not take colour hints")
+        if options.seed is not None:
+            if single and not models[0].supports_seed:
+                raise Unprocessable(f"model {models[0].id} does not take a seed")
+            if not 0 <= options.seed < 2**31:
+                raise Unprocessable("seed must be between 0 and 2147483647")
+        if options.size is not None and not MIN_SIZE <= options.size <= MAX_SIZE:
+            raise Unprocessable(f"size must be between {MIN_SIZE} and {MAX_SIZE} pixels")
+
+    async def _decode(self, upload: Upload) -> imaging.DecodedImage:
+        if len(upload.data) > self.settings.max_upload_bytes:
+            mib = self.settings.max_upload_bytes / 2**20
+            raise PayloadTooLarge(f"{upload.filename}: the file is larger than {mib:g} MiB")
+        if not upload.data:
+            raise BadRequest(f"{upload.filename}: the file is empty", code="empty_file")
+        metrics.BYTES.labels("in").inc(len(upload.data))
+        try:
+            return await asyncio.to_thread(imaging.decode, upload.data, max_pixels=self.settings.max_pixels)
+        except imaging.ImageError as exc:
+            error = from_exception(exc)
+            error.message = f"{upload.filename}: {error.message}"
+            raise error from None
+
+    async def _run_model(
+        self,
+        decoded: imaging.DecodedImage,
+        upload: Upload,
+        index: int,
+        info: ModelInfo,
+        options: Options,
+        result_id: str,
+        expires_at: float,
+    ) -> ModelOutput:
+        """Never raises: a failing or slow model becomes that model's error status."""
+        started = time.perf_counter()
+        deadline = self.settings.model_timeout_seconds
+        try:
+            grey = await asyncio.to_thread(_grey_png, decoded, options.size or info.working_size)
+            colour = await asyncio.wait_for(
+                self.backend.infer(
+                    info.id,
+                    grey,
+                    hints=options.hints if info.supports_hints else None,
+                    seed=options.seed if info.supports_seed else None,
+                    timeout=deadline,
+                ),
+                deadline + 1.0,
+            )
+            data = await asyncio.to_thread(_merge_and_encode, decoded, colour, options.format)
+            name = f"{index}-{_stem(upload.filename)}.{info.id}.{_extension(options.format)}"
+            await asyncio.to_thread(self.store.put, result_id, name, data, expires_at)
+            info.ready, info.reason = True, "ok"
+            output = ModelOutput(info.id, "ok", _ms(started), name, imaging.MEDIA_TYPES[options.format], data)
+            metrics.BYTES.labels("out").inc(len(data))
+        except Exception as exc:
+            error = from_exception(exc)
+            if error.http_status == 500:
+                log.error("model %s failed on %s", info.id, upload.filename, exc_info=exc)
+            if isinstance(error, Unavailable | NotFound):
+                info.ready, info.reason = False, error.message
+            status = "timeout" if error.code == "timeout" else "error"
+            output = ModelOutput(info.id, status, _ms(started), error=error)
+        metrics.MODEL_SECONDS.labels(info.id, output.status).observe(output.latency_ms / 1000)
+        return output
+
+    def _slot(self) -> _Slot:
+        return _Slot(self)
+
+
+class _Slot:
+    """Admission control: at most ``max_concurrent_requests`` colourisations at once, else 429."""
+
+    def __init__(self, service: ColorizeService):
+        self.service = service
+
+    async def __aenter__(self) -> None:
+        if self.service._in_flight >= self.service.settings.max_concurrent_requests:
+            raise TooManyRequests("the gateway is busy; retry in a few seconds")
+        self.service._in_flight += 1
+        metrics.IN_FLIGHT.inc()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.service._in_flight -= 1
+        metrics.IN_FLIGHT.dec()
+
+
+def _grey_png(decoded: imaging.DecodedImage, size: int) -> bytes:
+    return imaging.encode(imaging.to_model_input(decoded.rgb, size), "png")
+
+
+def _merge_and_encode(decoded: imaging.DecodedImage, colour_png: bytes, fmt: str) -> bytes:
+    colour = imaging.decode(colour_png).rgb
+    merged = imaging.merge_chroma(decoded.rgb, colour)
+    return imaging.encode(merged, fmt, alpha=decoded.alpha)
+
+
+def _stem(filename: str) -> str:
+    return _SAFE_STEM.sub("_", PurePath(filename or "image").stem)[:60].strip("_") or "image"
+
+
+def _extension(fmt: str) -> str:
+    return "jpg" if fmt == "jpeg" else fmt
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+

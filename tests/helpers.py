@@ -1,0 +1,32 @@
+"""Test helpers: small deterministic photos made in memory, image bytes, free ports."""
+
+from __future__ import annotations
+
+import io
+import socket
+
+import numpy as np
+from PIL import Image
+
+
+def make_photo(width: int = 96, height: int = 64, seed: int = 0) -> Image.Image:
+    """A smooth, colourful synthetic photo (gradients + a disc), deterministic."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    r = 0.5 + 0.5 * np.sin(x / width * 3.1 + rng.uniform(0, 3))
+    g = 0.5 + 0.5 * np.cos(y / height * 2.7 + rng.uniform(0, 3))
+    b = ((x - width / 2) ** 2 + (y - height / 2) ** 2 < (min(width, height) / 3) ** 2).astype(np.float32)
+    rgb = np.stack([r, g, 0.3 + 0.6 * b], axis=-1)
+    return Image.fromarray((rgb * 255).astype(np.uint8), "RGB")
+
+
+def to_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

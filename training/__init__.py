@@ -1,0 +1,1 @@
+"""Training service: dataset builder, recipes, trainer, evaluation, packaging and the training API."""
