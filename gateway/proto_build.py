@@ -20,23 +20,23 @@ GENERATED = ("colorizer_pb2.py", "colorizer_pb2.pyi", "colorizer_pb2_grpc.py")
 _ABSOLUTE_IMPORT = re.compile(r"^from colorizer\.v1 import (\w+_pb2)", re.MULTILINE)
 
 
-def generate(out_dir: Path) -> list[Path]:
-    """Run grpc_tools.protoc on the .proto and write the fixed-up modules into ``out_dir``."""
+def generate(out_dir: Path, proto_root: Path = PROTO_ROOT) -> list[Path]:
+    """Run grpc_tools.protoc on the .proto under ``proto_root``; write the fixed-up modules into ``out_dir``."""
     from grpc_tools import protoc  # grpcio-tools is a development dependency only
 
     with tempfile.TemporaryDirectory(prefix="proto-build-") as tmp:
         include = Path(protoc.__file__).parent / "_proto"  # google/protobuf/*.proto shipped with grpcio-tools
         args = [
             "grpc_tools.protoc",
-            f"-I{PROTO_ROOT}",
+            f"-I{proto_root}",
             f"-I{include}",
             f"--python_out={tmp}",
             f"--pyi_out={tmp}",
             f"--grpc_python_out={tmp}",
-            str(PROTO_ROOT / PROTO_FILE),
+            str(proto_root / PROTO_FILE),
         ]
         if protoc.main(args) != 0:
-            raise SystemExit(f"protoc failed on {PROTO_ROOT / PROTO_FILE}")
+            raise SystemExit(f"protoc failed on {proto_root / PROTO_FILE}")
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for name in GENERATED:
@@ -47,10 +47,10 @@ def generate(out_dir: Path) -> list[Path]:
         return written
 
 
-def drift(committed: Path = OUT_DIR) -> list[str]:
-    """Unified diffs between freshly generated modules and ``committed`` (empty when they match)."""
+def drift(committed: Path = OUT_DIR, proto_root: Path = PROTO_ROOT) -> list[str]:
+    """Unified diffs between modules freshly generated from ``proto_root`` and ``committed`` (empty when equal)."""
     with tempfile.TemporaryDirectory(prefix="proto-check-") as tmp:
-        generate(Path(tmp))
+        generate(Path(tmp), proto_root)
         diffs = []
         for name in GENERATED:
             fresh = (Path(tmp) / name).read_text().splitlines(keepends=True)
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on any difference")
     args = parser.parse_args(argv)
     if args.check:
-        diffs = drift()
+        diffs = drift(OUT_DIR, PROTO_ROOT)
         if diffs:
             sys.stdout.write("".join(diffs))
             print(f"gateway/proto is out of date with {PROTO_FILE}: run `make proto`", file=sys.stderr)

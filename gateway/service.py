@@ -13,7 +13,7 @@ from pathlib import PurePath
 from PIL import Image
 
 from colorizers import imaging
-from colorizers.pipeline import MAX_SIZE, MIN_SIZE, parse_hints
+from colorizers.pipeline import MAX_SIZE, MIN_SIZE, RequestError, parse_hints
 from gateway import metrics
 from gateway.backends.base import Backend
 from gateway.catalogue import ModelInfo
@@ -196,7 +196,10 @@ class ColorizeService:
     def _check_options(self, options: Options, models: Sequence[ModelInfo]) -> None:
         if options.format not in imaging.MEDIA_TYPES:
             raise Unprocessable(f"format must be one of {', '.join(sorted(imaging.MEDIA_TYPES))}")
-        hints = parse_hints(options.hints) if options.hints else []
+        try:
+            hints = parse_hints(options.hints) if options.hints else []
+        except RequestError as exc:
+            raise from_exception(exc) from None
         single = len(models) == 1
         if hints and single and not models[0].supports_hints:
             raise Unprocessable(f"model {models[0].id} does not take colour hints")

@@ -232,6 +232,7 @@ class PackageCache:
     def __init__(self, cache_dir: Path, warn: Callable[[str], None] = print) -> None:
         self.cache_dir = Path(cache_dir)
         self.warn = warn
+        self.downloads: list[str] = []  # files downloaded by this instance (cache hits are not counted)
         self._apt_updated = False
 
     def __call__(self, registry: str, package: str, version: str) -> FetchedPackage:
@@ -308,6 +309,7 @@ class PackageCache:
             raise FetchError(f"apt-get download {package} left no .deb file")
         target = base / debs[0].name
         os.replace(debs[0], target)
+        self.downloads.append(target.name)
         shutil.rmtree(downloads, ignore_errors=True)
         served_version = urllib.parse.unquote(target.name.split("_")[1])
         if served_version != pinned:
@@ -346,6 +348,7 @@ class PackageCache:
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / dist.name
         os.replace(dist, target)
+        self.downloads.append(target.name)
         shutil.rmtree(staging, ignore_errors=True)
         got = _dist_version(target)
         if got != version:
@@ -391,7 +394,7 @@ class BuildResult:
     manifest: dict[str, Any]
     manifest_path: Path
     seconds: float
-    fetched: int = 0  # packages downloaded or unpacked in this run
+    downloaded: int = 0  # package files downloaded in this run
     extracted: int = 0  # photos extracted in this run
     cropped: int = 0  # photos whose crops were (re)written in this run
 
@@ -509,8 +512,11 @@ def _val_photo(image: Image.Image, short_side: int = VAL_PHOTO_SHORT_SIDE) -> Im
 
 
 def run_crop_job(job: CropJob) -> dict[str, Any]:
-    """Cut and write one photo's crops (and its validation copy); returns their records."""
-    image = open_rgb(job.photo_path)
+    """Cut and write one photo's crops (and its validation copy); returns their records (or the error)."""
+    try:
+        image = open_rgb(job.photo_path)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        return {"photo": job.photo, "error": f"cannot read the extracted photo: {exc}"}
     crops, dropped = make_crops(image, job.recipe, photo_rng(job.seed, job.photo))
     folder = job.data_dir / "crops" / job.split
     records = []
@@ -669,6 +675,11 @@ def build_dataset(config: BuildConfig, fetch: Fetcher | None = None) -> BuildRes
     results = _map_jobs(jobs, config.workers)
     for result in tqdm(results, total=len(jobs), desc="crops", unit="photo", disable=not config.progress or not jobs):
         row = rows_by_id[result["photo"]]
+        if "error" in result:
+            failures[row.id] = result["error"]
+            del photo_records[row.id]
+            warn(f"photo {row.id}: {result['error']}")
+            continue
         record = photo_records[row.id]
         record.update(crops=len(result["crops"]), dropped_flat=result["dropped_flat"], val_photo=result["val_photo"])
         source = {k: v for k, v in _source(row).items() if k not in ("extract",)}
@@ -689,7 +700,7 @@ def build_dataset(config: BuildConfig, fetch: Fetcher | None = None) -> BuildRes
     ok = [p for p in photos if p["status"] == "ok"]
     totals = {
         "photos_listed": len(rows),
-        "photos_selected": len(selected) + len(skipped),
+        "photos_selected": len(selected),
         "photos_ok": len(ok),
         "photos_failed": sum(p["status"] == "failed" for p in photos),
         "photos_skipped": len(skipped),
@@ -726,7 +737,7 @@ def build_dataset(config: BuildConfig, fetch: Fetcher | None = None) -> BuildRes
         manifest=manifest,
         manifest_path=manifest_path,
         seconds=time.monotonic() - started,
-        fetched=sum(isinstance(p, FetchedPackage) for p in fetched.values()),
+        downloaded=len(getattr(fetch, "downloads", ())),
         extracted=extracted,
         cropped=len(jobs),
     )
@@ -757,7 +768,8 @@ def summary(result: BuildResult, config: BuildConfig) -> str:
     lines = [
         f"dataset in {data_dir}/ (manifest sha256 {result.manifest['sha256']})",
         f"photos: {t['photos_listed']} listed, {t['photos_selected']} selected, {t['photos_ok']} got, "
-        f"{t['photos_failed']} failed, {t['photos_skipped']} skipped (--skip-large)",
+        f"{t['photos_failed']} failed"
+        + (f"; {t['photos_skipped']} skipped (--skip-large)" if t["photos_skipped"] else ""),
         f"split by photo: {t['photos_train']} train, {t['photos_val']} validation (val_photos/)",
         f"crops: {t['crops_train']} train, {t['crops_val']} validation "
         f"({t['crops_dropped_flat']} dropped as flat after {config.recipe.tries} tries)",
@@ -779,7 +791,7 @@ def summary(result: BuildResult, config: BuildConfig) -> str:
     }
     lines.append("disk: " + ", ".join(f"{name} {_mb(size)}" for name, size in sizes.items()))
     lines.append(
-        f"this run: {result.fetched} packages fetched, {result.extracted} photos extracted, "
+        f"this run: {result.downloaded} packages downloaded, {result.extracted} photos extracted, "
         f"{result.cropped} photos cropped, {result.seconds:.1f} s"
     )
     return "\n".join(lines)

@@ -1,12 +1,12 @@
 # syntax=docker/dockerfile:1.7
 # The gateway: REST :8000, gRPC :50051, web page. CPU only.
 #
-#   docker build -f deploy/docker/gateway.Dockerfile -t colorizers-gateway:0.1.0 .
-#   docker run -p 8000:8000 -p 50051:50051 -e GATEWAY_BACKEND=embedded colorizers-gateway:0.1.0
+#   docker build -f deploy/docker/gateway.Dockerfile -t colorizers/gateway:0.1.0 .
+#   docker run -p 8000:8000 -p 50051:50051 -e GATEWAY_BACKEND=embedded colorizers/gateway:0.1.0
 #
 # torch is installed from PyTorch's CPU index (the embedded backend runs the models in-process; with
 # GATEWAY_BACKEND=torchserve it only reads the weight sidecars). The committed weights are in the image at
-# /opt/colorizers/model_store/weights; Kubernetes mounts the shared model store there instead.
+# /opt/colorizers/model_store/weights; in Kubernetes GATEWAY_WEIGHTS_DIR points into the shared model store.
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build

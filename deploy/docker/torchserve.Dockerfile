@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1.7
 # TorchServe 0.12 on a CUDA base image, serving the colourisation archives (.mar).
 #
-#   docker build -f deploy/docker/torchserve.Dockerfile -t colorizers-torchserve:0.1.0 .
-#   docker run --gpus all -p 8080:8080 -v "$PWD/model_store:/home/model-server/model-store" colorizers-torchserve:0.1.0
+#   docker build -f deploy/docker/torchserve.Dockerfile -t colorizers/torchserve:0.1.0 .
+#   docker run --gpus all -p 8080:8080 -v "$PWD/model_store:/home/model-server/model-store" colorizers/torchserve:0.1.0
 #
 # Archives come from a volume at /home/model-server/model-store (a PersistentVolumeClaim in Kubernetes),
 # or are baked into the image with --build-arg BAKE_MODELS=true (every model_store/*.mar of the build

@@ -2,8 +2,8 @@
 # The training service (`python -m training serve`, HTTP :8090) and the training jobs (`python -m training
 # train ...`, also under torchrun for multi-GPU / multi-node DistributedDataParallel).
 #
-#   docker build -f deploy/docker/training.Dockerfile -t colorizers-training:0.1.0 .
-#   docker run --gpus all -p 8090:8090 -v "$PWD/model_store:/home/model-server/model-store" colorizers-training:0.1.0
+#   docker build -f deploy/docker/training.Dockerfile -t colorizers/training:0.1.0 .
+#   docker run --gpus all -p 8090:8090 -v "$PWD/model_store:/home/model-server/model-store" colorizers/training:0.1.0
 #
 # PyPI's Linux torch wheel ships its CUDA libraries (cuDNN, NCCL included); the base image supplies the
 # CUDA driver hooks for the NVIDIA container toolkit.

@@ -6,8 +6,8 @@
 # Environment:
 #   MODEL_STORE      directory holding the .mar archives         (default: <repo>/model_store)
 #   TS_CONFIG        TorchServe config.properties                 (default: <repo>/deploy/torchserve/config.properties)
-#   TS_MODELS        archives to load at start: "all", or a space-separated list of
-#                    NAME.mar / NAME=NAME.mar entries, or "none"  (default: all)
+#   TS_MODELS        archives to load at start: "all" (every *.mar directly in MODEL_STORE), "none",
+#                    or a space-separated list of NAME.mar / NAME=NAME.mar entries  (default: all)
 #   TS_BIND_ADDRESS  host to listen on instead of the one in TS_CONFIG, e.g. 0.0.0.0 in a container
 #   TS_LOG_DIR       directory for TorchServe's logs              (default: ./logs)
 #   TORCHSERVE       the torchserve executable                    (default: torchserve on PATH)
@@ -67,11 +67,21 @@ if [[ -n "$TS_BIND_ADDRESS" ]]; then
         "$TS_CONFIG" > "$config"
 fi
 
+models=()
+if [[ "$TS_MODELS" == "all" ]]; then
+    # TorchServe's own "all" would also load every sub-directory (weights/ among them) as a model.
+    for mar in "$MODEL_STORE"/*.mar; do
+        [[ -f "$mar" ]] && models+=("$(basename "$mar")")
+    done
+elif [[ "$TS_MODELS" != "none" ]]; then
+    read -r -a models <<< "$TS_MODELS"
+fi
 args=(--start --foreground --ncs --disable-token-auth --enable-model-api
       --ts-config "$config" --model-store "$MODEL_STORE")
-if [[ "$TS_MODELS" != "none" && -n "$TS_MODELS" ]]; then
-    read -r -a models <<< "$TS_MODELS"
+if (( ${#models[@]} > 0 )); then
     args+=(--models "${models[@]}")
+else
+    echo "start.sh: no archives to load from $MODEL_STORE; register them through the management API" >&2
 fi
 args+=("$@")
 
@@ -79,6 +89,7 @@ echo "start.sh: torchserve ${args[*]}" >&2
 "$TORCHSERVE" "${args[@]}" &
 ts_pid=$!
 
+# shellcheck disable=SC2329  # called by the trap below
 stop() {
     echo "start.sh: stopping TorchServe" >&2
     # Terminates the Java frontend (it shuts its workers down) and waits up to 60 s for it.

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class ColorizerStub:
-    """Missing associated documentation comment in .proto file."""
+    """Black-and-white photos in, colour photos out, from one model or all of them.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -52,7 +53,8 @@ class ColorizerStub:
 
 
 class ColorizerServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Black-and-white photos in, colour photos out, from one model or all of them.
+    """
 
     def ListModels(self, request, context):
         """The served models with their readiness (the same facts as REST GET /v1/models).
@@ -103,7 +105,8 @@ def add_ColorizerServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Colorizer:
-    """Missing associated documentation comment in .proto file."""
+    """Black-and-white photos in, colour photos out, from one model or all of them.
+    """
 
     @staticmethod
     def ListModels(request,

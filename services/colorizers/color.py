@@ -103,7 +103,7 @@ def _lab_f_inv(f: np.ndarray) -> np.ndarray:
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """SRGB in [0, 1], array (..., 3) -> CIE Lab (..., 3); float64/float32 keep their dtype, uint8 is read as /255."""
+    """sRGB in [0, 1], array (..., 3) -> CIE Lab (..., 3); float64/float32 keep their dtype, uint8 is read as /255."""
     x, out_dtype = _float_array(rgb)
     _check_last_axis(x, "rgb")
     xyzn = srgb_to_linear(x) @ _XYZN_FROM_RGB.T.astype(x.dtype)  # (..., 3) X/Xn, Y/Yn, Z/Zn
@@ -207,7 +207,7 @@ def luminance_to_l(y: np.ndarray, *, inplace: bool = False) -> np.ndarray:
 
 
 def rgb_to_l(rgb: np.ndarray) -> np.ndarray:
-    """SRGB (..., 3) -> CIE L (...,) float32. uint8 input takes a lookup-table path fast enough for 12 megapixels."""
+    """sRGB (..., 3) -> CIE L (...,) float32. uint8 input takes a lookup-table path fast enough for 12 megapixels."""
     arr = np.asarray(rgb)
     if arr.dtype == np.uint8:
         return luminance_to_l(rgb8_to_luminance(arr), inplace=True)
@@ -218,7 +218,7 @@ def rgb_to_l(rgb: np.ndarray) -> np.ndarray:
 
 
 def gray_to_l(gray: np.ndarray) -> np.ndarray:
-    """SRGB grey values (any shape; uint8, or floats in [0, 1]) -> CIE L float32 of the same shape."""
+    """sRGB grey values (any shape; uint8, or floats in [0, 1]) -> CIE L float32 of the same shape."""
     arr = np.asarray(gray)
     if arr.dtype == np.uint8:
         return _L_OF_GRAY8[arr]
@@ -357,7 +357,7 @@ def _lab_f_inv_t(f: torch.Tensor) -> torch.Tensor:
 
 
 def rgb_to_lab_t(rgb: torch.Tensor) -> torch.Tensor:
-    """SRGB tensor (B, 3, H, W) in [0, 1] -> CIE Lab (B, 3, H, W); differentiable; float16 is computed in float32."""
+    """sRGB tensor (B, 3, H, W) in [0, 1] -> CIE Lab (B, 3, H, W); differentiable; float16 is computed in float32."""
     _check_channels(rgb, "rgb")
     out_dtype = _out_dtype(rgb)
     x = rgb.to(_work_dtype(rgb))

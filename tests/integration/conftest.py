@@ -45,6 +45,7 @@ def gateway_settings(tmp: Path, **overrides: object) -> Settings:
         "weights_dir": tmp / "weights",
         "result_dir": tmp / "results",
         "models": FAST_MODELS,
+        "api_keys": [],
         "embedded_threads": 2,
         "readiness_probe_seconds": 3600.0,
     }
@@ -93,3 +94,9 @@ def gateway_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callab
             return stack.enter_context(run_gateway(settings))
 
         yield start
+
+
+@pytest.fixture
+def free_tcp_port() -> int:
+    """A loopback TCP port nobody listens on (for servers a test starts itself)."""
+    return free_port()

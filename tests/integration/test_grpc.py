@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING
 
 import grpc
@@ -14,8 +15,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from PIL import Image
 
+from gateway.catalogue import ModelInfo
+from gateway.errors import DeadlineExceeded, ModelFailed
+from gateway.grpc_server import start_grpc_server
 from gateway.proto import colorizer_pb2 as pb
 from gateway.proto import colorizer_pb2_grpc as pb_grpc
+from gateway.service import ColorizeResult, FileResult, ModelOutput, Options, Upload
+from gateway.settings import Settings
 
 if TYPE_CHECKING:
     from conftest import RunningGateway
@@ -184,3 +190,93 @@ def test_api_keys_and_message_limits(gateway_factory: Callable[..., RunningGatew
         too_big = pb.ColorizeRequest(image=photo_png * 2, model="coloria-cnn")
         error = rpc_error(lambda: stub.Colorize(too_big, metadata=key, timeout=10))
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class ScriptedService:
+    """Stands in for ColorizeService to drive the failure paths a healthy embedded gateway never takes."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.stream_closed = asyncio.Event()
+
+    def models(self) -> list[ModelInfo]:
+        raise RuntimeError("a bug in the catalogue")
+
+    async def colorize(self, uploads: list[Upload], options: Options) -> ColorizeResult:
+        late = ModelOutput(options.model, "timeout", 1000.0, error=DeadlineExceeded("model slow did not answer in 1 s"))
+        return ColorizeResult("r" * 32, 1.0, [FileResult(uploads[0].filename, 4, 4, [late])])
+
+    async def colorize_stream(
+        self, upload: Upload, model_names: list[str], options: Options
+    ) -> AsyncIterator[tuple[str, float, ModelOutput]]:
+        try:
+            yield "r" * 32, 1.0, ModelOutput("good", "ok", 2.0, "0-a.good.png", "image/png", b"colour")
+            await self.release.wait()
+            yield "r" * 32, 1.0, ModelOutput("broken", "error", 3.0, error=ModelFailed("model broken failed: boom"))
+            yield "r" * 32, 1.0, ModelOutput("slow", "timeout", 9.0, error=DeadlineExceeded("model slow is late"))
+        finally:
+            self.stream_closed.set()
+
+
+@pytest.fixture
+async def scripted(free_tcp_port: int) -> AsyncIterator[tuple[ScriptedService, pb_grpc.ColorizerStub]]:
+    service = ScriptedService()
+    settings = Settings(http_host="127.0.0.1", grpc_port=free_tcp_port, api_keys=[])
+    server = await start_grpc_server(service, settings)  # type: ignore[arg-type]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{free_tcp_port}", options=CHANNEL_OPTIONS) as channel:
+        yield service, pb_grpc.ColorizerStub(channel)
+    await server.stop(grace=None)
+
+
+async def test_stream_sends_each_model_as_it_finishes_with_its_status(
+    scripted: tuple[ScriptedService, pb_grpc.ColorizerStub],
+) -> None:
+    service, stub = scripted
+    call = stub.ColorizeAll(pb.ColorizeAllRequest(image=b"x"), timeout=10)
+    first = await asyncio.wait_for(call.read(), 5)  # arrives while the other models are still running
+    assert (first.model, first.status, first.image, first.url) == (
+        "good",
+        pb.MODEL_STATUS_OK,
+        b"colour",
+        f"/v1/results/{'r' * 32}/0-a.good.png",
+    )
+    service.release.set()
+    broken, slow = [await call.read() for _ in range(2)]
+    assert (broken.status, broken.error.code, broken.error.message) == (
+        pb.MODEL_STATUS_ERROR,
+        "model_error",
+        "model broken failed: boom",
+    )
+    assert (slow.status, slow.error.code) == (pb.MODEL_STATUS_TIMEOUT, "timeout")
+    assert not broken.image and not broken.url
+    assert await call.read() is grpc.aio.EOF
+    assert await call.code() == grpc.StatusCode.OK
+
+
+async def test_a_client_hanging_up_stops_the_stream(scripted: tuple[ScriptedService, pb_grpc.ColorizerStub]) -> None:
+    service, stub = scripted
+    call = stub.ColorizeAll(pb.ColorizeAllRequest(image=b"x"), timeout=10)
+    await call.read()
+    call.cancel()
+    await asyncio.wait_for(service.stream_closed.wait(), 5)
+
+
+async def test_colorize_fails_with_its_only_models_error(
+    scripted: tuple[ScriptedService, pb_grpc.ColorizerStub],
+) -> None:
+    _, stub = scripted
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub.Colorize(pb.ColorizeRequest(image=b"x", model="slow"), timeout=10)
+    assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert raised.value.details() == "model slow did not answer in 1 s"
+
+
+async def test_a_bug_is_internal_and_the_server_keeps_serving(
+    scripted: tuple[ScriptedService, pb_grpc.ColorizerStub],
+) -> None:
+    _, stub = scripted
+    for _ in range(2):
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await stub.ListModels(pb.ListModelsRequest(), timeout=10)
+        assert raised.value.code() == grpc.StatusCode.INTERNAL
+        assert "a bug" not in raised.value.details()  # internals stay in the log

@@ -400,3 +400,15 @@ def test_cli_options(monkeypatch):
     args = build_parser().parse_args(["dataset", "--limit", "5", "--packages", "a,b", "--skip-large", "--seed", "3"])
     assert args.data_dir == "/srv/training-data" and args.limit == 5 and args.packages == "a,b"
     assert args.skip_large and args.seed == 3 and args.val_fraction == 0.1 and args.handler.__name__ == "_dataset"
+
+
+def test_unreadable_extracted_photo_is_reported(tmp_path, fake_packages):
+    listing, registry = fake_packages
+    config = BuildConfig(data_dir=tmp_path / "data", photo_list=listing, progress=False, limit=2)
+    first = build_dataset(config, fetch=registry)
+    broken = first.manifest["photos"][0]
+    (config.data_dir / broken["file"]).write_bytes(b"garbage")
+    result = build_dataset(BuildConfig(**{**config.__dict__, "seed": 1}), fetch=registry)
+    status = {p["id"]: (p["status"], p.get("reason", "")) for p in result.manifest["photos"]}
+    assert status[broken["id"]][0] == "failed" and "cannot read" in status[broken["id"]][1]
+    assert result.totals["photos_ok"] == 1 and all(c["photo"] != broken["id"] for c in result.manifest["crops"])

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-
 from colorizers.models.deoldify import (
     PAD_MULTIPLE,
     Y_RANGE,
@@ -120,6 +119,19 @@ def test_tiny_trains_one_step() -> None:
     x, target = torch.randn(2, 3, 64, 48), torch.randn(2, 3, 64, 48)
     F.l1_loss(model(x), target).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("model_id", FAMILY)
+def test_untrained_spectral_norms_start_near_sigma(model_id: str) -> None:
+    """Fresh u, v estimate each weight's largest singular value, so an untrained eval-mode model stays finite."""
+    torch.manual_seed(0)
+    model = create_model(model_id, "tiny")
+    modules = [m for m in model.modules() if hasattr(m, "weight_orig")]
+    assert modules
+    for m in modules:
+        mat = m.weight_orig.detach().flatten(1)
+        estimate = torch.dot(m.weight_u, mat @ m.weight_v)
+        assert 0.5 <= (estimate / torch.linalg.matrix_norm(mat, ord=2)).item() <= 1.0 + 1e-4
 
 
 def test_icnr_makes_pixel_shuffle_start_as_nearest_upsampling() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import shutil
@@ -607,6 +608,25 @@ def test_start_sh_passes_the_documented_flags(tmp_path):
     assert "grpc_inference_address=0.0.0.0" in used and "127.0.0.1" not in used
 
 
+def test_start_sh_all_means_the_archives(tmp_path):
+    """TS_MODELS=all loads the .mar files only, never the weights/ directory beside them."""
+    java_home = _fake_java(tmp_path, "17.0.15")
+    record = tmp_path / "args"
+    fake_ts = tmp_path / "torchserve"
+    fake_ts.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {record}\n')
+    fake_ts.chmod(0o755)
+    store = tmp_path / "store"
+    (store / "weights").mkdir(parents=True)
+    env = {"JAVA_HOME": str(java_home), "TORCHSERVE": str(fake_ts), "MODEL_STORE": str(store)}
+    assert _start_sh(env, tmp_path).returncode == 0
+    assert "--models" not in record.read_text().split("\n")
+    for name in ("zhang-eccv16.mar", "bigcolor.mar"):
+        (store / name).write_bytes(b"")
+    assert _start_sh(env, tmp_path).returncode == 0
+    args = record.read_text().split("\n")[:-1]
+    assert args[args.index("--models") + 1 :] == ["bigcolor.mar", "zhang-eccv16.mar"]
+
+
 # --- TorchServe for real -----------------------------------------------------------------------------------------
 
 
@@ -645,7 +665,7 @@ def test_start_sh_runs_torchserve(tmp_path):
         config = config.replace(old, new)
     (tmp_path / "config.properties").write_text(config)
     store = tmp_path / "model_store"
-    store.mkdir()
+    (store / "weights").mkdir(parents=True)
     env = {
         **os.environ,
         "PATH": f"{torchserve.parent}{os.pathsep}{os.environ['PATH']}",
@@ -669,6 +689,8 @@ def test_start_sh_runs_torchserve(tmp_path):
                 pass
             time.sleep(0.5)
         assert status == 200 and '"Healthy"' in body, (tmp_path / "start.log").read_text()[-3000:]
+        status, body = _get(f"http://127.0.0.1:{management}/models")
+        assert status == 200 and json.loads(body) == {"models": []}, "weights/ is not a model"
         status, text = _get(f"http://127.0.0.1:{metrics}/metrics")
         assert status == 200 and "# TYPE" in text and "Requests2XX" in text
         # Registering from a URL outside the model store is refused (a loopback URL: nothing is fetched).

@@ -53,7 +53,7 @@ def test_batch_returns_one_png_per_request_and_errors_in_place(handler):
     assert len(out) == 4
     first = Image.open(io.BytesIO(out[0]))
     assert first.size == (256, 256) and first.mode == "RGB" and context.content_type[0] == "image/png"
-    assert context.status[1][0] == 400 and json.loads(out[1])["error"]["code"] == "corrupt_image"
+    assert context.status[1][0] == 400 and json.loads(out[1])["error"]["code"] == "unsupported_image"
     assert Image.open(io.BytesIO(out[2])).size == (256, 256)  # any image is resized to the working size
     assert context.status[3][0] == 400 and "whole number" in json.loads(out[3])["error"]["message"]
 

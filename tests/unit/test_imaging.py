@@ -181,19 +181,31 @@ def test_gif_first_frame():
     np.testing.assert_array_equal(np.asarray(out.rgb)[0, 0], [255, 0, 0])
 
 
-def test_exif_orientation_applied():
+@pytest.mark.parametrize("fmt,params", [("PNG", {}), ("WEBP", {"lossless": True}), ("TIFF", {}), ("MPO", {})])
+def test_other_multi_frame_files_give_the_first_frame(fmt, params):
+    red = Image.new("RGB", (8, 8), (255, 0, 0))
+    out = decode(_save(red, fmt, save_all=True, append_images=[Image.new("RGB", (8, 8), (0, 0, 255))], **params))
+    assert out.format == ("jpeg" if fmt == "MPO" else fmt.lower())
+    assert np.abs(np.asarray(out.rgb)[0, 0].astype(int) - [255, 0, 0]).max() <= 2
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
+def test_exif_orientation_applied(fmt):
     arr = np.zeros((20, 40, 3), dtype=np.uint8)  # stored 40 wide, 20 high
     arr[:8, :8] = (255, 0, 0)  # red block at the stored top-left
-    exif = Image.Exif()
-    exif[0x0112] = 6  # displayed after rotating 90 degrees clockwise
-    out = decode(_save(Image.fromarray(arr), "JPEG", exif=exif, quality=95))
+    if fmt == "TIFF":
+        params: dict = {"tiffinfo": {0x0112: 6}}
+    else:
+        exif = Image.Exif()
+        exif[0x0112] = 6  # displayed after rotating 90 degrees clockwise
+        params = {"exif": exif, "quality": 95}
+    out = decode(_save(Image.fromarray(arr), fmt, **params))
     assert out.size == (20, 40)
     rgb = np.asarray(out.rgb).astype(int)
     assert rgb[2, -3, 0] > 200 and rgb[2, 2, 0] < 50  # the block is now top-right
 
 
-def test_mpo_and_format_names():
-    assert decode(_save(Image.new("RGB", (8, 8)), "JPEG")).format == "jpeg"
+def test_supported_formats():
     assert imaging.SUPPORTED_INPUT_FORMATS == ("jpeg", "png", "webp", "tiff", "bmp", "gif")
 
 

@@ -84,17 +84,18 @@ def conv_block(
     return nn.Sequential(*layers)
 
 
-def settle_spectral_norms_(module: nn.Module, n_iter: int = 20) -> nn.Module:
+def settle_spectral_norms_(module: nn.Module, n_iter: int = 3) -> nn.Module:
     """Run power iterations on every spectral norm's u, v buffers (in place) so sigma is right before training.
 
     Classic spectral norm starts from random u, v and refines them by one iteration per training forward;
     until then an eval-mode forward divides by a random, often tiny, sigma and activations explode. Loading a
-    checkpoint overwrites u and v, so this only changes untrained models.
+    checkpoint overwrites u and v, so this only changes untrained models. A few iterations suffice: the estimate
+    approaches sigma from below and only has to be of the right size, not exact.
     """
     with torch.no_grad():
         for m in module.modules():
             u, v, w = getattr(m, "weight_u", None), getattr(m, "weight_v", None), getattr(m, "weight_orig", None)
-            if u is None or v is None or w is None:
+            if u is None or v is None or w is None or w.is_meta:
                 continue
             mat = w.flatten(1)  # (C_out, C_in * k * k), the matrix spectral_norm normalises (dim 0)
             for _ in range(n_iter):
@@ -115,7 +116,10 @@ class WeightNormConv2d(nn.Module):
         self.padding = (ks - 1) // 2
         self.bias = nn.Parameter(torch.zeros(cout))
         v = torch.empty(cout, cin, ks, ks)
-        icnr_(v) if icnr else nn.init.kaiming_normal_(v)
+        if icnr:
+            icnr_(v)
+        else:
+            nn.init.kaiming_normal_(v)
         self.weight_g = nn.Parameter(v.flatten(1).norm(dim=1).view(cout, 1, 1, 1))  # (C_out, 1, 1, 1)
         self.weight_v = nn.Parameter(v)
 
@@ -443,7 +447,7 @@ class DeOldify(ColorizationModel):
         *blocks, final_up, cross, res, head, squash = self.layers[4:]
         skips: list[torch.Tensor] = []
         h = x
-        for i, child in enumerate(encoder):
+        for i, child in enumerate(encoder.children()):
             h = child(h)
             if i in self.skip_indices:
                 skips.append(h)
