@@ -7,8 +7,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from typing import cast
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -61,10 +60,7 @@ class ColorizerServicer(pb_grpc.ColorizerServicer):
         async with self._rpc("ColorizeAll", context):
             names = [] if ALL in request.models else list(dict.fromkeys(request.models))
             upload = Upload(request.filename or "image", request.image)
-            stream = cast(
-                AsyncGenerator[tuple[str, float, ModelOutput], None],
-                self.service.colorize_stream(upload, names, to_options(request.options, model=ALL)),
-            )
+            stream = self.service.colorize_stream(upload, names, to_options(request.options, model=ALL))
             # aclosing: a client that hangs up cancels the models still running
             async with contextlib.aclosing(stream) as outputs:
                 async for result_id, expires_at, output in outputs:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
@@ -161,7 +161,7 @@ class ColorizeService:
 
     async def colorize_stream(
         self, upload: Upload, model_names: Sequence[str], options: Options
-    ) -> AsyncIterator[tuple[str, float, ModelOutput]]:
+    ) -> AsyncGenerator[tuple[str, float, ModelOutput], None]:
         """One image through several models; yields (result id, expiry, output) as each model finishes."""
         models = [self._model(n) for n in model_names] if model_names else self._models_for(ALL)
         self._check_options(options, models)

@@ -57,7 +57,48 @@ def _dataset(args: argparse.Namespace) -> int:
     return dataset.main(args)
 
 
-SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_dataset,)
+def _add_evaluate(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "evaluate",
+        help="score every model on the same colour photos (CIEDE2000, PSNR, colourfulness, latency)",
+        description="Each model colourises the greyscale of the photos in --images; the outputs are scored "
+        "against the photos (mean CIEDE2000, PSNR, colourfulness and its gap to the truth, latency) next to a "
+        "grey-output baseline. Writes report.json, report.md, grid.png and delta_e00.png into --out.",
+    )
+    parser.add_argument("--images", required=True, metavar="DIR", help="folder of colour photos (ground truth)")
+    parser.add_argument(
+        "--models",
+        default="all",
+        metavar="all|ID,...",
+        help="'all' (served models with weights, plus imported -x models) or a comma-separated list",
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="report folder")
+    parser.add_argument(
+        "--weights-dir", default=None, help="weights folder (default: $COLORIZERS_WEIGHTS_DIR or model_store/weights)"
+    )
+    parser.add_argument("--size", type=int, default=None, metavar="N", help="working size for every model")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N photos (by name)")
+    parser.add_argument(
+        "--allow-untrained", action="store_true", help="score models without weights as untrained compact models"
+    )
+    parser.add_argument("--docs", default=None, metavar="PATH", help="also write this docs page (docs/evaluation.md)")
+    parser.set_defaults(handler=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from training import evaluate
+
+    return evaluate.main(args)
+
+
+def _add_train(commands: argparse._SubParsersAction) -> None:
+    from training import train_cli  # light: torch is imported only when the command runs
+
+    parser = commands.add_parser("train", help="train one model with its recipe", description=train_cli.DESCRIPTION)
+    train_cli.add_arguments(parser)
+
+
+SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_dataset, _add_evaluate, _add_train)
 
 
 def build_parser() -> argparse.ArgumentParser:

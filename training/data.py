@@ -195,7 +195,7 @@ def read_manifest(data_dir: str | Path) -> dict | None:
 
 
 def list_crops(data_dir: str | Path, split: str) -> list[Path]:
-    """The crop files of a split, sorted: those the manifest lists (when it exists), else every picture in the folder."""
+    """A split's crop files, sorted: those the manifest lists (when it exists), else every picture in the folder."""
     data_dir = Path(data_dir)
     manifest = read_manifest(data_dir)
     if manifest and isinstance(manifest.get("crops"), list):

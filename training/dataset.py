@@ -176,7 +176,7 @@ def _save(image: Image.Image, path: Path, fmt: str) -> None:
     if fmt == "jpg":
         image.save(tmp, format="JPEG", quality=95, subsampling=0)
     else:
-        image.save(tmp, format="PNG")
+        image.save(tmp, format="PNG", icc_profile=None)  # pixels are sRGB already
     os.replace(tmp, path)
 
 

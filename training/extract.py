@@ -372,5 +372,5 @@ def decode_photo(data: bytes, method: str) -> Photo:
     if not changed and source_format in _PASSTHROUGH:
         return Photo(rgb, data, _PASSTHROUGH[source_format])
     buffer = io.BytesIO()
-    rgb.save(buffer, format="PNG")
+    rgb.save(buffer, format="PNG", icc_profile=None)  # the pixels are sRGB; a generated profile carries a timestamp
     return Photo(rgb, buffer.getvalue(), "png")

@@ -63,7 +63,9 @@ def _ciede2000(l1, a1, b1, l2, a2, b2, k_l, k_c, k_h, xp):
     return xp.sqrt(tl * tl + tc * tc + th * th + r_t * tc * th)
 
 
-def delta_e00(lab1: np.ndarray, lab2: np.ndarray, *, k_l: float = 1.0, k_c: float = 1.0, k_h: float = 1.0) -> np.ndarray:
+def delta_e00(
+    lab1: np.ndarray, lab2: np.ndarray, *, k_l: float = 1.0, k_c: float = 1.0, k_h: float = 1.0
+) -> np.ndarray:
     """CIEDE2000 colour difference of CIE Lab arrays (..., 3) (broadcast against each other) -> (...) float64.
 
     The Sharma, Wu and Dalal (2005) formulation; ``k_l``, ``k_c``, ``k_h`` are the parametric factors (1 for

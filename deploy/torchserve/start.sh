@@ -10,7 +10,7 @@
 #                    or a space-separated list of NAME.mar / NAME=NAME.mar entries  (default: all)
 #   TS_BIND_ADDRESS  host to listen on instead of the one in TS_CONFIG, e.g. 0.0.0.0 in a container
 #   TS_LOG_DIR       directory for TorchServe's logs              (default: ./logs)
-#   TORCHSERVE       the torchserve executable                    (default: torchserve on PATH)
+#   TORCHSERVE       the torchserve executable       (default: torchserve on PATH, else <repo>/.venv/bin)
 #   JAVA_HOME        Java 17+ to use (otherwise java on PATH)
 #
 # Extra arguments are passed to torchserve unchanged.
@@ -24,7 +24,10 @@ MODEL_STORE="${MODEL_STORE:-$ROOT/model_store}"
 TS_CONFIG="${TS_CONFIG:-$ROOT/deploy/torchserve/config.properties}"
 TS_MODELS="${TS_MODELS:-all}"
 TS_BIND_ADDRESS="${TS_BIND_ADDRESS:-}"
-TORCHSERVE="${TORCHSERVE:-torchserve}"
+# torchserve from PATH, else from the repository's virtualenv.
+if [[ -z "${TORCHSERVE:-}" ]]; then
+    TORCHSERVE="$(command -v torchserve || echo "$ROOT/.venv/bin/torchserve")"
+fi
 
 die() {
     echo "start.sh: $*" >&2

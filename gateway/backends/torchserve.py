@@ -67,6 +67,8 @@ def _error_for(model: str, response: httpx.Response) -> Exception:
         return NotFound(f"model {model} is not loaded in the model server")
     if status == 429:
         return TooManyRequests(f"model {model} is busy: {message}")
+    if status == 503 and "prediction failed" in message.lower():  # TorchServe's answer when a handler raises
+        return ModelFailed(f"model {model} failed: {message}")
     if status in (503, 507):
         return Unavailable(f"model {model} is not available: {message}")
     if status == 504 or status == 408:

@@ -150,9 +150,9 @@ _Y_OF_8BIT = (LUMINANCE_WEIGHTS[:, None] * _LINEAR_OF_8BIT[None, :]).astype(np.f
 _L_OF_GRAY8 = (116.0 * _lab_f(_LINEAR_OF_8BIT) - 16.0).astype(np.float32)
 # Linear light (sampled uniformly on [0, 1]) -> rounded 8-bit sRGB; a step is < 0.06 of an 8-bit level.
 _ENCODE_LUT_SIZE = 1 << 16
-_SRGB8_OF_LINEAR = np.round(255.0 * np.clip(linear_to_srgb(np.linspace(0.0, 1.0, _ENCODE_LUT_SIZE)), 0.0, 1.0)).astype(
-    np.uint8
-)
+_encoded = np.clip(linear_to_srgb(np.linspace(0.0, 1.0, _ENCODE_LUT_SIZE)), 0.0, 1.0)  # (65536,) float64
+_SRGB8_OF_LINEAR = np.round(255.0 * _encoded).astype(np.uint8)
+del _encoded
 
 
 # Elements per slice in the fast paths: the temporaries of one slice stay in the CPU cache.
@@ -318,7 +318,8 @@ def denormalize_ab(ab_norm, scale: float = AB_MAX):
 @lru_cache(maxsize=32)
 def _matrix_t(which: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     m = _XYZN_FROM_RGB if which == "xyzn_from_rgb" else _RGB_FROM_XYZN
-    return torch.as_tensor(m, dtype=dtype, device=device)
+    with torch.inference_mode(False):  # cached: must be usable by autograd even if first built in inference mode
+        return torch.as_tensor(m, dtype=dtype, device=device)
 
 
 def _work_dtype(x: torch.Tensor) -> torch.dtype:

@@ -194,10 +194,7 @@ class Colorizer:
         if not image:
             raise RequestError("the request has no image")
         decoded = imaging.decode(image)
-        working = size or self.working_size
-        grey = decoded.rgb.convert("L")
-        if grey.size != (working, working):
-            grey = imaging.to_model_input(decoded.rgb, working)
+        grey = imaging.to_model_input(decoded.rgb, size or self.working_size)
         return WorkItem(grey, parsed, seed)
 
     def colorize_working(self, grey: Image.Image, *, hints: Sequence[Hint] = (), seed: int | None = None) -> Image.Image:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import os
@@ -386,6 +387,29 @@ def test_gateway_env_matches_settings(overlay):
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert "replicas" not in find(docs, "Deployment", "gateway")["spec"], "the autoscaler owns the count"
     assert find(docs, "PodDisruptionBudget", "gateway")
+
+
+def test_gateway_settings_load_from_the_manifests(monkeypatch):
+    """The gateway's own Settings accept every value the cpu overlay passes, the API-key Secret included."""
+    try:
+        from gateway.settings import Settings
+    except ImportError:
+        pytest.skip("gateway.settings is not importable")
+    docs = render("cpu")
+    gateway = container(docs, "gateway")
+    env = env_of(docs, gateway)
+    ref = next(e for e in gateway["env"] if e["name"] == "GATEWAY_API_KEYS")["valueFrom"]["secretKeyRef"]
+    secret = find(docs, "Secret", ref["name"])
+    env["GATEWAY_API_KEYS"] = base64.b64decode(secret["data"][ref["key"]]).decode()
+    for name in [n for n in os.environ if n.startswith("GATEWAY_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.backend == "torchserve"
+    assert settings.torchserve_url == f"http://torchserve:{ts_ports()['inference']}"
+    assert (settings.http_host, settings.http_port, settings.grpc_port) == ("0.0.0.0", 8000, 50051)
+    assert settings.api_keys == []
 
 
 def test_training_env_matches_settings():
