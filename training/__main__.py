@@ -98,7 +98,69 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     train_cli.add_arguments(parser)
 
 
-SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_dataset, _add_evaluate, _add_train)
+def _add_package(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "package",
+        help="build versioned TorchServe archives (.mar) from weights + sidecar",
+        description="Build MODEL_STORE/<name>.mar for one model, or for every weights file with 'all'; "
+        "optionally register the new version with a running TorchServe.",
+    )
+    parser.add_argument("name", metavar="MODEL|all", help="served model name (weights file stem) or 'all'")
+    parser.add_argument("--weights-dir", default=None, help="weights folder (default: model_store/weights)")
+    parser.add_argument("--model-store", default=None, help="where archives go (default: model_store/)")
+    parser.add_argument("--device-type", choices=("cpu", "gpu"), default=None, help="model-config deviceType")
+    parser.add_argument("--batch-size", type=int, default=None, help="model-config batchSize (default 4)")
+    parser.add_argument("--workers", type=int, default=None, help="model-config min/max workers (default 1)")
+    parser.add_argument(
+        "--register",
+        default=os.environ.get("TRAINING_TORCHSERVE_MANAGEMENT_URL"),
+        metavar="URL",
+        help="TorchServe management URL to register the built versions with (default: "
+        "$TRAINING_TORCHSERVE_MANAGEMENT_URL; none = build only)",
+    )
+    parser.set_defaults(handler=_package)
+
+
+def _package(args: argparse.Namespace) -> int:
+    from training import package
+
+    return package.main(args)
+
+
+def _add_import_weights(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "import-weights",
+        help="turn a published checkpoint into an '-x' model (weights + sidecar + archive)",
+        description="Read a published .pth without unpickling code (torch.load weights_only=True), load it "
+        "strictly into the full configuration of --family, and write <family>-x weights, sidecar and archive.",
+    )
+    parser.add_argument("checkpoint", help="the published .pth file")
+    parser.add_argument(
+        "--family",
+        required=True,
+        choices=("zhang-eccv16", "zhang-siggraph17", "deoldify-artistic", "deoldify-stable"),
+        help="which published model the checkpoint is",
+    )
+    parser.add_argument("--weights-dir", default=None, help="weights folder (default: model_store/weights)")
+    parser.add_argument("--model-store", default=None, help="where the archive goes (default: model_store/)")
+    parser.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16)")
+    parser.add_argument("--no-archive", action="store_true", help="only weights + sidecar")
+    parser.set_defaults(handler=_import_weights)
+
+
+def _import_weights(args: argparse.Namespace) -> int:
+    from training import package
+
+    return package.import_main(args)
+
+
+SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    _add_dataset,
+    _add_evaluate,
+    _add_train,
+    _add_package,
+    _add_import_weights,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

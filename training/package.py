@@ -119,6 +119,45 @@ def _version_key(version: str) -> tuple[float, ...]:
         return (0.0,)
 
 
+def main(args: Any) -> int:
+    """``python -m training package``: build one or every archive, optionally register them."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    store = Path(args.model_store) if args.model_store else DEFAULT_STORE
+    config = {"deviceType": args.device_type, "batchSize": args.batch_size}
+    if args.workers:
+        config.update(minWorkers=args.workers, maxWorkers=args.workers)
+    names = list(weights.available(args.weights_dir)) if args.name == "all" else [args.name]
+    if not names:
+        print(f"package: no weights in {weights.weights_dir(args.weights_dir)}; nothing to build")
+        return 0
+    try:
+        archives = [build_archive(n, weights_dir=args.weights_dir, export_dir=store, **config) for n in names]
+    except weights.WeightsError as exc:
+        print(f"package: {exc}")
+        return 2
+    for archive in archives:
+        print(f"built {archive}")
+        if args.register:
+            print(f"registered {archive.stem} version {register(args.register, archive)}")
+    return 0
+
+
+def import_main(args: Any) -> int:
+    """``python -m training import-weights``: published checkpoint -> "-x" weights, sidecar and archive."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    directory = weights.weights_dir(args.weights_dir)
+    try:
+        path = weights.import_published(args.family, args.checkpoint, directory, half=not args.fp32)
+    except weights.WeightsError as exc:
+        print(f"import-weights: {exc}")
+        return 2
+    print(f"wrote {path} and {path.with_suffix('.json')}")
+    if not args.no_archive:
+        store = Path(args.model_store) if args.model_store else DEFAULT_STORE
+        print(f"built {build_archive(path.stem, weights_dir=directory, export_dir=store)}")
+    return 0
+
+
 def describe(archive: Path) -> dict[str, Any]:
     """The MANIFEST.json of a built archive (for tests and tooling)."""
     import zipfile

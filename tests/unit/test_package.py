@@ -1,0 +1,61 @@
+"""Packaging: archives carry handler, weights, sidecar, model-config and the colorizers package."""
+
+from __future__ import annotations
+
+import zipfile
+
+import torch
+import yaml
+
+from colorizers import create_model, weights
+from training.__main__ import main as training_main
+from training.package import model_config, version_of
+
+
+def test_version_comes_from_the_sidecar_date():
+    assert version_of({"created": "2026-11-23T10:15:07+00:00"}) == "20261123.101507"
+
+
+def test_model_config_rejects_unknown_keys():
+    assert model_config(batchSize=8)["batchSize"] == 8
+    try:
+        model_config(batchsize=8)
+    except ValueError as exc:
+        assert "batchsize" in str(exc)
+    else:
+        raise AssertionError("unknown key accepted")
+
+
+def test_package_all_builds_one_archive_per_weights_file(tmp_path):
+    weights_dir, store = tmp_path / "weights", tmp_path / "store"
+    for name in ("wallner-beta", "coloria-cnn"):
+        weights.save(create_model(name, "tiny"), weights_dir)
+    code = training_main(
+        ["package", "all", "--weights-dir", str(weights_dir), "--model-store", str(store), "--device-type", "gpu",
+         "--batch-size", "8", "--workers", "2"]
+    )
+    assert code == 0 and sorted(p.name for p in store.glob("*.mar")) == ["coloria-cnn.mar", "wallner-beta.mar"]
+    with zipfile.ZipFile(store / "coloria-cnn.mar") as zf:
+        names = set(zf.namelist())
+        config = yaml.safe_load(zf.read("model-config.yaml"))
+    assert {"handler.py", "coloria-cnn.safetensors", "coloria-cnn.json", "colorizers/pipeline.py"} <= names
+    assert config["deviceType"] == "gpu" and config["batchSize"] == 8 and config["maxWorkers"] == 2
+
+
+def test_package_of_a_model_without_weights_fails_clearly(tmp_path, capsys):
+    assert training_main(["package", "nope", "--weights-dir", str(tmp_path), "--model-store", str(tmp_path)]) == 2
+    assert "no weights for model 'nope'" in capsys.readouterr().out
+
+
+def test_import_weights_command(tmp_path):
+    checkpoint = tmp_path / "eccv16.pth"
+    torch.save(create_model("zhang-eccv16", "full").state_dict(), checkpoint)
+    weights_dir, store = tmp_path / "weights", tmp_path / "store"
+    code = training_main(
+        ["import-weights", str(checkpoint), "--family", "zhang-eccv16", "--weights-dir", str(weights_dir),
+         "--model-store", str(store)]
+    )
+    assert code == 0
+    meta = weights.read_sidecar("zhang-eccv16-x", weights_dir)
+    assert meta["provenance"] == "imported" and meta["dtype"] == "float16"
+    assert (store / "zhang-eccv16-x.mar").exists()
