@@ -506,8 +506,8 @@ def draw_delta_e00_chart(report: dict[str, Any], path: Path) -> None:
     ax.axvline(base, color="#c62828", linewidth=1.5, label=f"grey baseline {base:.2f}")
     ax.axvline(bar, color="#c62828", linestyle="--", linewidth=1, label=f"acceptance bar {bar:.2f} (baseline − 10 %)")
     ax.set_xlim(0, max([*values, base]) * 1.18)
-    ax.set_xlabel("mean ΔE00 (CIEDE2000) over the photos — lower is better")
-    ax.set_title(f"Mean ΔE00 per model on {report['images']['count']} photos (green: passes the acceptance bar)")
+    ax.set_xlabel("mean ΔE00 (CIEDE2000) — lower is better")
+    ax.set_title(f"Mean ΔE00 on {report['images']['count']} photos (green bars pass the acceptance bar)", fontsize=11)
     fig.legend(loc="outside lower center", ncols=2, fontsize=8)
     fig.savefig(path, format="png")
 
