@@ -198,6 +198,14 @@ HINT_GEOMETRIC_P = 1.0 / 8.0
 HINT_MAX_PATCH = 9
 
 
+def hint_count(gen: torch.Generator, p: float = HINT_GEOMETRIC_P) -> int:
+    """Number of points for one picture: geometric on 0, 1, 2, ... with success probability ``p`` (mean (1 - p) / p)."""
+    count = 0
+    while torch.rand(1, generator=gen).item() > p:
+        count += 1
+    return count
+
+
 def simulate_hints(
     ab: torch.Tensor, gen: torch.Generator, p: float = HINT_GEOMETRIC_P, max_patch: int = HINT_MAX_PATCH
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -213,9 +221,7 @@ def simulate_hints(
     hint_ab = torch.zeros_like(ab)
     mask = torch.zeros_like(ab[:, :1])
     for i in range(b):
-        count = 0
-        while torch.rand(1, generator=gen).item() > p:
-            count += 1
+        count = hint_count(gen, p)
         if count == 0:
             continue
         centre = torch.randn(count, 2, generator=gen) * torch.tensor([h / 4, w / 4]) + torch.tensor([h / 2, w / 2])
@@ -511,6 +517,7 @@ __all__ = [
     "ZhangClassificationRecipe",
     "ZhangHintsRecipe",
     "get_recipe",
+    "hint_count",
     "simulate_hints",
 ]
 
