@@ -154,12 +154,33 @@ def _import_weights(args: argparse.Namespace) -> int:
     return package.import_main(args)
 
 
+def _add_serve(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="the training HTTP API: start jobs, follow progress and metrics, list artifacts (port 8090)",
+        description="Training jobs over HTTP (OpenAPI at /docs): each job runs `python -m training train` in its "
+        "own process group, queued behind TRAINING_MAX_CONCURRENT_JOBS; a finished job's weights go to "
+        "MODEL_STORE/weights, its archive to MODEL_STORE, and the archive is registered with TorchServe when "
+        "TRAINING_TORCHSERVE_MANAGEMENT_URL is set. Settings come from TRAINING_* environment variables.",
+    )
+    parser.add_argument("--host", default=None, help="listen address (default: $TRAINING_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="listen port (default: $TRAINING_PORT or 8090)")
+    parser.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from training import service
+
+    return service.main(args)
+
+
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_dataset,
     _add_evaluate,
     _add_train,
     _add_package,
     _add_import_weights,
+    _add_serve,
 )
 
 

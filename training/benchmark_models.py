@@ -223,15 +223,23 @@ def latency(colorizer: Colorizer, size: int, repeats: int, warmup: int) -> dict[
 
 
 def photo_split(
-    width: int, height: int, colorizers: dict[str, Colorizer], repeats: int, log: Callable[[str], None]
+    width: int,
+    height: int,
+    colorizers: dict[str, Colorizer],
+    repeats: int,
+    model_repeats: int,
+    log: Callable[[str], None],
 ) -> dict[str, Any]:
     """Time every stage of the inference path for one photo of ``width`` x ``height`` (JPEG q90 in memory).
 
     Stages that do not depend on the model (decode, resize to each working size, chroma merge, encodes) are
-    timed once; the model pass (``colorize_working`` on the working-size grey) for each model.
+    timed ``repeats`` times, once for all models; the model pass (``colorize_working`` on the working-size
+    grey: lightness, ``predict_ab``, Lab to RGB) ``model_repeats`` times for each model.
     """
     data = jpeg_bytes(synthetic_photo(width, height))
-    log(f"  photo {width}x{height} ({width * height / 1e6:.1f} MP, JPEG q{PHOTO_JPEG_QUALITY}: {len(data) / MB:.1f} MB)")
+    log(
+        f"  photo {width}x{height} ({width * height / 1e6:.1f} MP, JPEG q{PHOTO_JPEG_QUALITY}: {len(data) / MB:.1f} MB)"
+    )
     rgb = imaging.decode(data).rgb
     stages: dict[str, Any] = {"decode": summarise(time_calls(lambda: imaging.decode(data), repeats))}
     greys: dict[int, Image.Image] = {}
@@ -248,7 +256,7 @@ def photo_split(
         colour = colorizer.colorize_working(grey)  # warm-up, and the image merged below
         if colour_small is None or colour.size[0] > colour_small.size[0]:
             colour_small = colour
-        model_pass[model_id] = summarise(time_calls(lambda c=colorizer, g=grey: c.colorize_working(g), repeats))
+        model_pass[model_id] = summarise(time_calls(lambda c=colorizer, g=grey: c.colorize_working(g), model_repeats))
     assert colour_small is not None
 
     merged = imaging.merge_chroma(rgb, colour_small)
@@ -358,7 +366,8 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[st
         report["models"].append(entry)
     if colorizers and args.photo_repeats > 0:
         for width, height in args.photos:
-            report["photos"].append(photo_split(width, height, colorizers, args.photo_repeats, log))
+            split = photo_split(width, height, colorizers, args.photo_repeats, max(1, args.repeats), log)
+            report["photos"].append(split)
     if hasattr(os, "getloadavg"):
         report["machine"]["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
     return report
@@ -374,7 +383,10 @@ def _millions(n: int) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|",
+    ]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
@@ -417,11 +429,12 @@ def markdown(report: dict[str, Any], include_tiny: bool = False) -> str:
                 "yes" if m["served"] else "no",
                 f"{m['latency']['median_ms']:.1f}",
                 f"{m['latency']['p95_ms']:.1f}",
+                f"{m['latency']['min_ms']:.1f}",
                 f"{m['variants'][settings['latency_variant']]['macs'] / 1e9:.2f}",
             ]
             for m in timed
         ]
-        out += _table(["model", "served", "median ms", "p95 ms", "GMACs"], rows)
+        out += _table(["model", "served", "median ms", "p95 ms", "best ms", "GMACs"], rows)
     if report["photos"]:
         sizes = sorted({int(k) for p in report["photos"] for k in p["stages"]["to_model_input"]}, reverse=True)
         out += ["", "### Photo time split: stages that do not depend on the model (median ms)", ""]
@@ -488,7 +501,9 @@ def text_report(report: dict[str, Any]) -> str:
                 f"PNG {total['png_ms']:.0f}"
             )
         lines.append(f"  chroma merge {stages['merge_chroma']['median_ms']:.1f}")
-        lines.append(f"  encode JPEG {stages['encode_jpeg']['median_ms']:.1f}, PNG {stages['encode_png']['median_ms']:.1f}")
+        lines.append(
+            f"  encode JPEG {stages['encode_jpeg']['median_ms']:.1f}, PNG {stages['encode_png']['median_ms']:.1f}"
+        )
     return "\n".join(lines)
 
 
@@ -505,7 +520,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: every CPU available)")
     parser.add_argument(
-        "--repeats", type=int, default=20, help="timed runs per model at SIZE (default: 20; 0 skips timing)"
+        "--repeats",
+        type=int,
+        default=20,
+        help="timed runs of each model pass, at SIZE and in the photo split (default: 20; 0 skips all timing)",
     )
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs before timing (default: 3)")
     parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="square input for MACs and latency (256)")
@@ -515,7 +533,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--photos", type=parse_photo_sizes, default=DEFAULT_PHOTOS, help=f"photo sizes (default: {DEFAULT_PHOTOS})"
     )
     parser.add_argument(
-        "--photo-repeats", type=int, default=3, help="timed runs of each photo stage (default: 3; 0 skips photos)"
+        "--photo-repeats",
+        type=int,
+        default=5,
+        help="timed runs of each image stage (decode, resize, merge, encode) per photo (default: 5; 0 skips photos)",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON report (default: {DEFAULT_OUT})")
     parser.add_argument(

@@ -154,6 +154,7 @@ class WallnerRecipe(Recipe):
 # Zhang et al.: ECCV 2016 (classification with rebalancing) and SIGGRAPH 2017 (regression with simulated hints)
 # --------------------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ZhangClassificationRecipe(Recipe):
     """Multinomial cross-entropy over the 313 ab bins with soft-encoded targets and class rebalancing.
@@ -520,4 +521,3 @@ __all__ = [
     "hint_count",
     "simulate_hints",
 ]
-

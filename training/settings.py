@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     @field_validator("torchserve_management_url")
     @classmethod
     def _blank_is_unset(cls, url: str | None) -> str | None:
-        return url.strip().rstrip("/") or None if url is not None else None
+        if url is None:
+            return None
+        return url.strip().rstrip("/") or None
 
     @property
     def weights_dir(self) -> Path:

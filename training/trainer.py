@@ -379,7 +379,8 @@ class Trainer:
         }
         self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=self.amp) for name in self.optimizers}
         self.ema = ModelEMA(self.raw["model"], self.ema_decay)
-        generator = torch.Generator().manual_seed(cfg.seed * 7919 + self.group.rank + 1)
+        torch.manual_seed(self._process_seed(0))  # dropout and the like differ between processes
+        generator = torch.Generator().manual_seed(self._process_seed(0))
         self.ctx = StepContext(
             nets=dict(self.raw),
             raw=self.raw,
@@ -450,7 +451,8 @@ class Trainer:
         self.train_pictures = count
         if recipe.prepare_pictures > 0:
             picked = (
-                min(count, recipe.prepare_pictures) if isinstance(train_sources, int)
+                min(count, recipe.prepare_pictures)
+                if isinstance(train_sources, int)
                 else spread(train_sources, recipe.prepare_pictures)
             )
             self.prepare_set: ColourDataset | None = self._make_dataset(picked, augment=None)
@@ -466,6 +468,7 @@ class Trainer:
             num_workers=self.workers,
             drop_last=True,
             pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(cfg.seed),  # keeps the loader off the global random stream
         )
 
     # --- checkpoints --------------------------------------------------------------------------------------------
@@ -541,8 +544,12 @@ class Trainer:
             self.ctx.generator.set_state(ckpt["rng"]["generator"])
             if self.device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
                 torch.cuda.set_rng_state(ckpt["rng"]["cuda"], self.device)
-        else:
-            self.ctx.generator.manual_seed(self.config.seed * 7919 + self.group.rank + 1 + 104729 * self.step)
+        else:  # only the main process's random state is saved; the others start a new stream
+            torch.manual_seed(self._process_seed(self.step))
+            self.ctx.generator.manual_seed(self._process_seed(self.step))
+
+    def _process_seed(self, step: int) -> int:
+        return self.config.seed * 7919 + self.group.rank + 1 + 104729 * step
 
     # --- the loop -----------------------------------------------------------------------------------------------
 
@@ -638,7 +645,6 @@ class Trainer:
         elapsed_before = self.elapsed
         self._prepare()
         self._wrap()
-        torch.manual_seed(cfg.seed * 7919 + self.group.rank + 1 + 104729 * self.step)  # per-process dropout etc.
 
         progress = self._progress(self.step, self.elapsed)
         next_val = (math.floor(progress / cfg.val_interval + 1e-9) + 1) * cfg.val_interval
@@ -647,9 +653,7 @@ class Trainer:
         batches = self._batches()
         self._write_progress("running")
         while True:
-            self.elapsed, stop = self.group.all_max(
-                [elapsed_before + time.monotonic() - started, float(self._stop)]
-            )
+            self.elapsed, stop = self.group.all_max([elapsed_before + time.monotonic() - started, float(self._stop)])
             progress = self._progress(self.step, self.elapsed)
             if progress >= 1.0 or stop:
                 break
