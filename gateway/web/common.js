@@ -122,11 +122,21 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-/** The first clause of a model description, short enough for a one-line summary. */
+const ABBREVIATIONS = new Set(["al", "e.g", "i.e", "vs", "cf", "fig", "approx"]);
+
+/** The first sentence of a model description, short enough for a one-line summary. */
 export function summarise(description, limit = 140) {
   const text = String(description || "").trim();
-  const sentence = text.split(/(?<=\.)\s/)[0];
-  if (sentence.length <= limit) return sentence.replace(/\.$/, "");
+  let sentence = text;
+  for (const match of text.matchAll(/\.\s+(?=[A-Z0-9])/g)) {
+    const word = text.slice(0, match.index).split(/\s/).pop().toLowerCase();
+    if (!ABBREVIATIONS.has(word)) {
+      sentence = text.slice(0, match.index);
+      break;
+    }
+  }
+  sentence = sentence.replace(/\.$/, "");
+  if (sentence.length <= limit) return sentence;
   const head = sentence.slice(0, limit);
   const cut = Math.max(head.lastIndexOf(" ("), head.lastIndexOf("; "), head.lastIndexOf(", "));
   return `${(cut > 40 ? head.slice(0, cut) : head.slice(0, head.lastIndexOf(" "))).replace(/[,;:]$/, "")}…`;

@@ -43,7 +43,11 @@ export function createCompare({ beforeSrc, afterSrc, beforeAlt, afterAlt, label,
     range.setAttribute("aria-valuetext", `divider at ${position}%: original on the left, colour on the right`);
   }
 
-  if (width && height) root.style.setProperty("aspect-ratio", `${width} / ${height}`);
+  if (width && height) {
+    // Keep the whole comparison in view: no taller than 75% of the window.
+    root.style.setProperty("aspect-ratio", `${width} / ${height}`);
+    root.style.setProperty("max-width", `calc(75vh * ${(width / height).toFixed(4)})`);
+  }
   range.addEventListener("input", () => show(range.value));
   show(start);
   return root;

@@ -39,12 +39,21 @@ CSP = (
     "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
-# Collects Content-Security-Policy violations the page reports (init scripts are not subject to the CSP).
-WATCH_CSP = """
+# Collects Content-Security-Policy violations the page reports, and the text fields of each form the page
+# sends (the browser does not expose multipart bodies with files); init scripts are not subject to the CSP.
+WATCH_PAGE = """
 window.__cspViolations = [];
 document.addEventListener("securitypolicyviolation", (e) => {
   window.__cspViolations.push(`${e.violatedDirective}: ${e.blockedURI}`);
 });
+window.__sentForms = [];
+const send = XMLHttpRequest.prototype.send;
+XMLHttpRequest.prototype.send = function (body) {
+  if (body instanceof FormData) {
+    window.__sentForms.push(Object.fromEntries([...body.entries()].filter(([, v]) => typeof v === "string")));
+  }
+  return send.call(this, body);
+};
 """
 
 
@@ -71,6 +80,10 @@ class WatchedPage:
         reported = self.page.evaluate("window.__cspViolations || []")
         logged = [m for m in self.console_errors if "Content Security Policy" in m]
         return reported + logged
+
+    def last_form(self) -> dict[str, str]:
+        """The text fields of the last form the page sent."""
+        return self.page.evaluate("window.__sentForms.at(-1)")
 
 
 def _grey_jpeg(rgb: np.ndarray, path: Path, side: int | None = None) -> Path:
@@ -133,7 +146,7 @@ def browser() -> Iterator[Browser]:
 def open_page(browser: Browser, **context_options: object) -> tuple[BrowserContext, WatchedPage]:
     options: dict = {"viewport": DESKTOP, "accept_downloads": True, **context_options}
     context = browser.new_context(**options)
-    context.add_init_script(WATCH_CSP)
+    context.add_init_script(WATCH_PAGE)
     page = context.new_page()
     page.set_default_timeout(15_000)
     watched = WatchedPage(page)
