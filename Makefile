@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install system-deps archives proto run up down test test-unit test-integration test-browser lint bench clean
+.PHONY: help install system-deps archives proto run up down test test-unit lint bench bench-serving clean
 
 help:
 	@echo "make run    - install, build archives, start TorchServe + gateway + training service (Ctrl-C stops)"
@@ -53,11 +53,15 @@ test-unit: $(STAMP)
 	$(PY) -m pytest -q -m "not integration and not browser"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check services gateway training tests
+	$(VENV)/bin/ruff check services gateway training tests examples benchmarks deploy
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) -m training.benchmark_models
+
+# Needs the stack running in the background: make up && make bench-serving && make down
+bench-serving: $(STAMP)
+	$(PY) benchmarks/serving.py
 
 clean:
 	rm -rf $(VENV) model_store/*.mar .pytest_cache
