@@ -400,7 +400,8 @@ def markdown(report: dict[str, Any], include_tiny: bool = False) -> str:
     size = settings["size"]
     out = [
         f"Measured {report['created']} on {machine['cpu']} ({machine['cpus_available']} CPUs available), "
-        f"torch {machine['torch']}, {settings['threads']} threads; `{report['command']}`.",
+        f"torch {machine['torch']}, {settings['threads']} torch thread{'' if settings['threads'] == 1 else 's'}, "
+        f"load average {machine.get('load_average_start', ['?'])[0]}; `{report['command']}`.",
         "",
         f"### Size and compute ({size}x{size})",
         "",

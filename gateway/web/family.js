@@ -95,9 +95,9 @@ function showError(error) {
   }
 }
 
-/** Captions under example pictures: which weights made them (trained here, imported, or untrained). */
+/** Captions under example pictures: which weights made them, and the pipeline's model and sizes. */
 async function captionExamples() {
-  const figures = document.querySelectorAll("[data-example]");
+  const figures = document.querySelectorAll("[data-example], [data-example-pipeline]");
   if (!figures.length) return;
   let manifest;
   try {
@@ -105,8 +105,9 @@ async function captionExamples() {
   } catch {
     return;
   }
+  const pipeline = manifest.pipeline;
   for (const figure of figures) {
-    const id = figure.dataset.example;
+    const id = figure.dataset.example ?? pipeline?.model;
     const info = manifest.models?.[id];
     const caption = figure.querySelector("figcaption");
     if (!info || !caption) continue;
@@ -115,6 +116,14 @@ async function captionExamples() {
     else if (info.provenance === "imported") note = "published weights";
     else note = `weights trained here${info.steps ? ` (${info.steps} steps)` : ""}`;
     caption.append(el("span", { class: "example-note" }, ` (${note})`));
+  }
+  const texts = {
+    model: pipeline?.model,
+    size: pipeline && `${pipeline.working_size} × ${pipeline.working_size}`,
+    "photo-size": manifest.width && `${manifest.width} × ${manifest.height}`,
+  };
+  for (const span of document.querySelectorAll("[data-pipeline]")) {
+    if (texts[span.dataset.pipeline]) span.textContent = texts[span.dataset.pipeline];
   }
   const credit = document.getElementById("example-credit");
   if (credit && manifest.credit) credit.textContent = `Photo: ${manifest.credit}. Generated ${manifest.created.slice(0, 10)}.`;

@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--side", type=int, default=320, help="longer side of the pictures, in pixels")
     parser.add_argument("--weights-dir", type=Path, help="weights directory (default: model_store/weights)")
     parser.add_argument("--models", nargs="*", help="model names (default: every served model and imported weights)")
-    parser.add_argument("--pipeline-model", default="coloria-cnn", help="model shown step by step on how-it-works")
+    parser.add_argument(
+        "--pipeline-model", help="model shown step by step on how-it-works (default: the first with real weights)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--out", type=Path, default=OUT_DIR)
     args = parser.parse_args(argv)
@@ -76,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "models": {},
     }
-    for name in args.models or model_names(args.weights_dir):
+    names = args.models or model_names(args.weights_dir)
+    with_weights = available(args.weights_dir)
+    pipeline_model = args.pipeline_model or next((n for n in names if n in with_weights), "coloria-cnn")
+    for name in names:
         colorizer = Colorizer.load(name, args.weights_dir, args.device)
         seed = 1 if colorizer.spec.supports_seed else None
         started = time.perf_counter()
@@ -93,10 +98,11 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": round(seconds, 2),
         }
         print(f"{name}: {meta.get('provenance', 'trained')} weights, {seconds:.1f} s, {size / 1000:.0f} kB")
-        if name == args.pipeline_model:
+        if name == pipeline_model:  # the steps of the pipeline, for how-it-works.html
             small_grey = imaging.to_model_input(grey, colorizer.working_size)
-            save_jpeg(small_grey, args.out / "working-grey.jpg")
-            save_jpeg(colorizer.colorize_working(small_grey, seed=seed), args.out / "working-colour.jpg")
+            save_jpeg(small_grey, args.out / "pipeline-grey.jpg")
+            save_jpeg(colorizer.colorize_working(small_grey, seed=seed), args.out / "pipeline-colour.jpg")
+            save_jpeg(result, args.out / "pipeline-result.jpg")
             manifest["pipeline"] = {"model": name, "working_size": colorizer.working_size}
     (args.out / "examples.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return 0

@@ -8,7 +8,7 @@ import re
 import httpx
 import pytest
 from PIL import Image
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.browser.conftest import CSP, MODELS, Photos, WatchedPage, screenshot
 from tests.integration.processes import Gateway
@@ -24,10 +24,24 @@ def open_colouriser(page: Page, gateway: Gateway) -> None:
     expect(page.locator(".model-option")).to_have_count(len(MODELS) + 1)
 
 
-def colourise(page: Page) -> dict:
-    """Press Colourise; the API's JSON answer once every result image has loaded."""
+def colourise(page: Page, *, check_progress: bool = False) -> dict:
+    """Press Colourise; the API's JSON answer once every result image has loaded.
+
+    With ``check_progress`` the request is held until the progress indicator has been seen.
+    """
+    held: list[Route] = []
+    if check_progress:
+        page.route("**/v1/colorize", lambda route: held.append(route))
     with page.expect_response(lambda r: r.url.endswith("/v1/colorize")) as answer:
         page.get_by_role("button", name="Colourise", exact=True).click()
+        if check_progress:
+            expect(page.locator("#progress")).to_be_visible()
+            expect(page.get_by_role("button", name="Cancel")).to_be_visible()
+            expect(page.locator("#run")).to_be_disabled()
+            while not held:
+                page.wait_for_timeout(20)
+            held[0].continue_()
+            page.unroute("**/v1/colorize")
     body = answer.value.json()
     expect(page.locator("#progress")).to_be_hidden()
     page.wait_for_function(
@@ -127,7 +141,7 @@ def test_all_models_side_by_side(web: WatchedPage, gateway: Gateway, photos: Pho
     expect(page.locator(".preview")).to_have_count(1)
     expect(page.locator("#run")).to_be_enabled()
 
-    body = colourise(page)
+    body = colourise(page, check_progress=True)
     outputs = body["files"][0]["outputs"]
     assert sorted(o["model"] for o in outputs) == sorted(MODELS)
     grid = page.locator(".result-grid-all")
