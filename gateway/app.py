@@ -18,8 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway import metrics
 from gateway.backends import Backend, EmbeddedBackend, TorchServeBackend
 from gateway.catalogue import build_catalogue
-from gateway.grpc_server import start_grpc_server
 from gateway.errors import GatewayError, Unprocessable, from_exception
+from gateway.grpc_server import start_grpc_server
 from gateway.routes import colorize, health, models, results
 from gateway.service import ColorizeService
 from gateway.settings import Settings
