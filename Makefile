@@ -46,8 +46,10 @@ up: $(STAMP) archives
 down:
 	@[ -x $(PY) ] && $(PY) deploy/stack.py down || true
 
+# Browser tests run in their own session: Playwright's sync API keeps an event loop in the main thread.
 test: $(STAMP) system-deps
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -m "not browser"
+	$(PY) -m pytest -q -p no:cacheprovider -m browser tests/browser
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q -m "not integration and not browser"
