@@ -39,7 +39,7 @@ def build_catalogue(settings: Settings) -> dict[str, ModelInfo]:
             architecture=spec.id,
             family=spec.family,
             description=spec.description,
-            working_size=spec.working_size,
+            working_size=weights.working_size(meta, spec),
             supports_hints=spec.supports_hints,
             supports_seed=spec.supports_seed,
             provenance=meta.get("provenance", "untrained"),

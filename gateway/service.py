@@ -239,7 +239,8 @@ class ColorizeService:
         started = time.perf_counter()
         deadline = self.settings.model_timeout_seconds
         try:
-            grey = await asyncio.to_thread(_grey_png, decoded, options.size or info.working_size)
+            size = options.size or info.working_size
+            grey = await asyncio.to_thread(_grey_png, decoded, size)
             colour = await asyncio.wait_for(
                 self.backend.infer(
                     info.id,
@@ -250,7 +251,7 @@ class ColorizeService:
                 ),
                 deadline + 1.0,
             )
-            data = await asyncio.to_thread(_merge_and_encode, decoded, colour, options.format)
+            data = await asyncio.to_thread(_merge_and_encode, decoded, colour, options.format, size)
             name = f"{index}-{_stem(upload.filename)}.{info.id}.{_extension(options.format)}"
             await asyncio.to_thread(self.store.put, result_id, name, data, expires_at)
             info.ready, info.reason = True, "ok"
@@ -292,9 +293,17 @@ def _grey_png(decoded: imaging.DecodedImage, size: int) -> bytes:
     return imaging.encode(imaging.to_model_input(decoded.rgb, size), "png")
 
 
-def _merge_and_encode(decoded: imaging.DecodedImage, colour_png: bytes, fmt: str) -> bytes:
+def _merge_and_encode(decoded: imaging.DecodedImage, colour_png: bytes, fmt: str, size: int) -> bytes:
+    """The colour result at the photo's size: the model's chroma on the photo's own lightness.
+
+    A square photo already at the working size went to the model unresized, so the model's PNG (its lightness
+    is the photo's, to 8-bit rounding) is the result as it is: no merge, and no re-encode when PNG is asked for.
+    """
+    unresized = decoded.rgb.size == (size, size)
+    if unresized and fmt == "png" and decoded.alpha is None:
+        return colour_png
     colour = imaging.decode(colour_png).rgb
-    merged = imaging.merge_chroma(decoded.rgb, colour)
+    merged = colour if unresized else imaging.merge_chroma(decoded.rgb, colour)
     return imaging.encode(merged, fmt, alpha=decoded.alpha)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ class ColorizerHandler:
             raise RuntimeError(f"expected exactly one weights sidecar in the archive, found {len(sidecars)}")
         gpu_id = properties.get("gpu_id")
         device = f"cuda:{gpu_id}" if torch.cuda.is_available() and gpu_id is not None else "cpu"
+        if device == "cpu":
+            torch.set_num_threads(cpu_threads())
         name = json.loads(sidecars[0].read_text())["name"]
         self.colorizer = Colorizer.load(name, model_dir, device)
         self.initialized = True
@@ -75,6 +78,22 @@ class ColorizerHandler:
             seed=_int(request.get("seed"), "seed"),
             size=_int(request.get("size"), "size"),
         )
+
+
+def cpu_threads() -> int:
+    """Torch threads per CPU worker: ``COLORIZERS_TORCH_THREADS``, default 1.
+
+    TorchServe runs one process per worker and every model has its own workers, so torch's default (one thread
+    per core in every process) oversubscribes the cores as soon as two models work at once.
+    """
+    raw = os.environ.get("COLORIZERS_TORCH_THREADS", "1")
+    try:
+        threads = int(raw)
+    except ValueError:
+        raise RuntimeError(f"COLORIZERS_TORCH_THREADS must be a whole number, got {raw!r}") from None
+    if threads < 1:
+        raise RuntimeError(f"COLORIZERS_TORCH_THREADS must be at least 1, got {threads}")
+    return threads
 
 
 def _text(value: Any) -> str | None:

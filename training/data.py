@@ -153,19 +153,28 @@ class ColourDataset(Dataset):
 
 
 class CropDataset(ColourDataset):
-    """Crops written by ``python -m training dataset`` (``data/crops/{train,val}/``)."""
+    """Crops written by ``python -m training dataset`` (``data/crops/{train,val}/``).
+
+    Each crop is decoded and resized once, then kept in memory as 8-bit RGB at the training size (2,474 crops
+    at 256 px take 490 MB; at 128 px, 120 MB): later epochs only augment.
+    """
 
     def __init__(self, files: Sequence[str | Path], size: int, **kwargs) -> None:
         super().__init__(size, **kwargs)
         if not files:
             raise ValueError("no training pictures")
         self.files = [str(f) for f in files]
+        self.cache: dict[int, torch.Tensor] = {}
 
     def sources(self) -> int:
         return len(self.files)
 
     def load(self, index: int) -> torch.Tensor:
-        return read_rgb(self.files[index])
+        picture = self.cache.get(index)
+        if picture is None:
+            rgb = resize(read_rgb(self.files[index]), self.size)  # (3, size, size) in [0, 1]
+            picture = self.cache[index] = (rgb * 255.0 + 0.5).to(torch.uint8)
+        return picture.float() / 255.0
 
 
 class SyntheticDataset(ColourDataset):

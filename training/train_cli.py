@@ -58,6 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="checkpoints and logs go to RUN_DIR/MODEL/ (default: $TRAINING_RUNS_DIR or runs/)",
     )
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/MODEL/checkpoint.pt")
+    parser.add_argument(
+        "--init",
+        default=None,
+        metavar="NAME",
+        help="start from these weights in OUT (fine-tuning; default: NAME = --model when given without a value)",
+        nargs="?",
+        const="",
+    )
     parser.add_argument("--seed", type=int, default=0, help="weights, data order, augmentation (default: 0)")
     parser.add_argument("--workers", type=int, default=None, help="data loader processes (default: by CPU count)")
     parser.add_argument("--val-samples", type=int, default=16, help="validation pictures (default: 16)")
@@ -90,6 +98,7 @@ def config_from_args(args: argparse.Namespace):  # -> TrainConfig (imported lazi
         out=args.out,
         run_dir=args.run_dir,
         resume=args.resume,
+        init=(args.init or args.model) if args.init is not None else None,
         seed=args.seed,
         workers=args.workers,
         val_samples=args.val_samples,

@@ -61,7 +61,8 @@ class TrainConfig:
     """One training run. Exactly one of ``steps`` / ``minutes`` is usually given; with both, the first reached ends it.
 
     ``None`` means "the recipe's choice" for batch size, learning rate, image size, crop, EMA decay and fp16
-    export; ``crop=0`` trains on whole pictures. ``synthetic`` trains on that many generated pictures instead of
+    export; ``crop=0`` trains on whole pictures. ``init`` names weights in ``out`` to start from (fine-tuning:
+    a new optimiser and schedule; the exported steps and training time add the earlier run's). ``synthetic`` trains on that many generated pictures instead of
     ``data_dir`` (tests, smoke runs). ``param_digest`` makes every process write a checksum of its final
     parameters (the DDP test compares them).
     """
@@ -79,6 +80,7 @@ class TrainConfig:
     out: Path | None = None
     run_dir: Path = Path("runs")
     resume: bool = False
+    init: str | None = None
     seed: int = 0
     workers: int | None = None
     val_samples: int = 16
@@ -101,6 +103,8 @@ class TrainConfig:
             raise ValueError("minutes must be positive")
         if not 0 < self.val_interval <= 1:
             raise ValueError("val_interval is a fraction of the budget in (0, 1]")
+        if self.init and self.resume:
+            raise ValueError("init starts a new run from weights; resume continues a checkpoint: give one of them")
 
 
 @dataclass
@@ -269,7 +273,7 @@ def hardware_description(device: torch.device, world: int) -> str:
         name = torch.cuda.get_device_name(device)
     else:
         name = _cpu_name() or platform.machine() or "CPU"
-        name = f"{name} ({os.cpu_count()} CPU threads)"
+        name = f"{name} ({torch.get_num_threads()} torch threads)"
     prefix = f"{world} x " if world > 1 else ""
     return f"{prefix}{name}, torch {torch.__version__}"
 
@@ -397,6 +401,7 @@ class Trainer:
         self.epoch = 0
         self.batches_in_epoch = 0
         self.val_history: list[dict[str, Any]] = []
+        self.prior: dict[str, Any] | None = None  # the weights a fine-tuning run started from
         self.budget = {"steps": cfg.steps, "minutes": cfg.minutes}
 
     def _make_dataset(
@@ -495,6 +500,7 @@ class Trainer:
             "batches_in_epoch": self.batches_in_epoch,
             "budget": self.budget,
             "val_history": self.val_history,
+            "prior": self.prior,
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
@@ -536,6 +542,7 @@ class Trainer:
         self.step, self.elapsed = int(ckpt["step"]), float(ckpt["elapsed"])
         self.epoch, self.batches_in_epoch = int(ckpt["epoch"]), int(ckpt["batches_in_epoch"])
         self.val_history = list(ckpt.get("val_history", []))
+        self.prior = ckpt.get("prior")
         saved_budget = ckpt.get("budget", {})
         if self.config.steps is None and self.config.minutes is None:
             self.budget = dict(saved_budget)
@@ -547,6 +554,22 @@ class Trainer:
         else:  # only the main process's random state is saved; the others start a new stream
             torch.manual_seed(self._process_seed(self.step))
             self.ctx.generator.manual_seed(self._process_seed(self.step))
+
+    def _load_init(self, name: str) -> None:
+        """Start from shipped weights ``name`` in ``out``: the model and its EMA; critics and optimisers start anew."""
+        sidecar = weights.read_sidecar(name, self.config.out)
+        if sidecar.get("architecture") != self.config.model:
+            raise ValueError(f"weights {name!r} are of {sidecar.get('architecture')}, not of {self.config.model}")
+        loaded, _ = weights.load(name, self.config.out)
+        model = self.raw["model"]
+        model.load_state_dict({k: v.float() for k, v in loaded.state_dict().items()})  # strict: same layout
+        self.ema.module.load_state_dict(model.state_dict())
+        self.prior = {
+            "weights": name,
+            "steps": int(sidecar.get("steps") or 0),
+            "train_seconds": float(sidecar.get("train_seconds") or 0.0),
+        }
+        log.info("starting from weights %s (%d steps)", name, self.prior["steps"])
 
     def _process_seed(self, step: int) -> int:
         return self.config.seed * 7919 + self.group.rank + 1 + 104729 * step
@@ -633,8 +656,11 @@ class Trainer:
         self._data()
         if cfg.resume:
             self._load_checkpoint()
-        elif self.is_main and self.checkpoint_path.exists():
-            log.warning("starting afresh in %s: the previous checkpoint there will be replaced", self.run_dir)
+        else:
+            if cfg.init:
+                self._load_init(cfg.init)
+            if self.is_main and self.checkpoint_path.exists():
+                log.warning("starting afresh in %s: the previous checkpoint there will be replaced", self.run_dir)
         self.writer = self._open_tensorboard()
         self.grey_delta_e00 = grey_baseline(self.val)
         self.window: dict[str, torch.Tensor] = {}
@@ -803,7 +829,10 @@ class Trainer:
             "val_pictures": int(self.val["l"].shape[0]),
             "data": "synthetic" if cfg.synthetic else str(cfg.data_dir),
             "budget": self.budget,
+            "started_from": self.prior,
         }
+        prior_steps = self.prior["steps"] if self.prior else 0
+        prior_seconds = self.prior["train_seconds"] if self.prior else 0.0
         return weights.save(
             model,
             cfg.out,
@@ -811,9 +840,10 @@ class Trainer:
             half=half,
             variant=cfg.variant,
             recipe=f"{cfg.model}: {recipe.summary}",
-            steps=self.step,
-            train_seconds=round(self.elapsed, 1),
+            steps=prior_steps + self.step,
+            train_seconds=round(prior_seconds + self.elapsed, 1),
             hardware=hardware_description(self.device, self.group.world),
+            working_size=self.image_size,
             data_manifest_sha256=self.manifest_sha256,
             metrics={k: round(v, 4) for k, v in metrics.items()},
             training=training,

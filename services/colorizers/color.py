@@ -104,9 +104,14 @@ def _lab_f_inv(f: np.ndarray) -> np.ndarray:
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB in [0, 1], array (..., 3) -> CIE Lab (..., 3); float64/float32 keep their dtype, uint8 is read as /255."""
-    x, out_dtype = _float_array(rgb)
-    _check_last_axis(x, "rgb")
-    xyzn = srgb_to_linear(x) @ _XYZN_FROM_RGB.T.astype(x.dtype)  # (..., 3) X/Xn, Y/Yn, Z/Zn
+    arr = np.asarray(rgb)
+    _check_last_axis(arr, "rgb")
+    if arr.dtype == np.uint8:  # 256-entry table instead of a power per value
+        linear, out_dtype = _LINEAR_OF_8BIT32[arr], np.dtype(np.float32)
+    else:
+        x, out_dtype = _float_array(arr)
+        linear = srgb_to_linear(x)
+    xyzn = linear @ _XYZN_FROM_RGB.T.astype(linear.dtype)  # (..., 3) X/Xn, Y/Yn, Z/Zn
     f = _lab_f(xyzn)
     lab = np.empty_like(f)
     lab[..., 0] = 116.0 * f[..., 1] - 16.0
@@ -144,6 +149,7 @@ def l_to_gray(l: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------------------
 
 _LINEAR_OF_8BIT = srgb_to_linear(np.arange(256, dtype=np.float64) / 255.0)  # (256,) float64
+_LINEAR_OF_8BIT32 = _LINEAR_OF_8BIT.astype(np.float32)
 # Luminance contributed by each 8-bit channel value: (3, 256) float32, rows R, G, B.
 _Y_OF_8BIT = (LUMINANCE_WEIGHTS[:, None] * _LINEAR_OF_8BIT[None, :]).astype(np.float32)
 # L of an 8-bit grey value.

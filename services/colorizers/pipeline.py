@@ -146,7 +146,7 @@ class Colorizer:
 
     @property
     def working_size(self) -> int:
-        return self.spec.working_size
+        return weights.working_size(self.meta, self.spec)
 
     def check_options(self, hints: Sequence[Hint] = (), seed: int | None = None, size: int | None = None) -> None:
         if hints and not self.spec.supports_hints:

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from colorizers.registry import create_model, get_spec
+from colorizers.registry import ModelSpec, create_model, get_spec
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "model_store" / "weights"
 
@@ -81,6 +81,11 @@ def save(
     }
     path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def working_size(sidecar: Mapping[str, Any], spec: ModelSpec) -> int:
+    """The side of the grey picture a model gets: the size its weights were trained at, else its family's."""
+    return int(sidecar.get("working_size") or spec.working_size)
 
 
 def read_sidecar(name: str, directory: str | os.PathLike[str] | None = None) -> dict[str, Any]:

@@ -195,3 +195,24 @@ def test_one_broken_and_one_hanging_model_do_not_fail_the_others(weights_dir, tm
     assert outputs["wallner-beta"]["status"] == "ok"
     assert outputs["coloria-cnn"]["status"] == "error" and "boom" in outputs["coloria-cnn"]["error"]["message"]
     assert outputs["bigcolor"]["status"] == "timeout" and outputs["bigcolor"]["error"]["code"] == "timeout"
+
+
+def test_a_photo_at_the_working_size_comes_back_as_the_model_made_it():
+    from colorizers import imaging
+    from gateway.service import _merge_and_encode
+
+    photo = make_photo(64, 64)
+    model_png = to_bytes(make_photo(64, 64, seed=5))
+    decoded = imaging.decode(to_bytes(photo))
+    assert _merge_and_encode(decoded, model_png, "png", 64) is model_png  # no merge, no re-encode
+    as_jpeg = Image.open(io.BytesIO(_merge_and_encode(decoded, model_png, "jpeg", 64)))
+    assert as_jpeg.format == "JPEG" and as_jpeg.size == (64, 64)
+    other = imaging.decode(to_bytes(make_photo(100, 64)))
+    merged = Image.open(io.BytesIO(_merge_and_encode(other, model_png, "png", 64)))
+    assert merged.size == (100, 64)  # chroma merged onto the photo's own lightness at its size
+    assert abs(imaging.lightness(merged) - imaging.lightness(other.rgb)).mean() < 2.0  # up to gamut clipping
+    translucent = photo.convert("RGBA")
+    translucent.putalpha(128)
+    with_alpha = imaging.decode(to_bytes(translucent))
+    assert Image.open(io.BytesIO(_merge_and_encode(with_alpha, model_png, "png", 64))).mode == "RGBA"
+

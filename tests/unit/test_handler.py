@@ -36,8 +36,22 @@ def handler(tmp_path):
     weights.save(create_model("zhang-siggraph17", "tiny"), tmp_path, half=False)
     service = handler_module.ColorizerHandler()
     context = FakeContext(tmp_path)
+    threads = torch.get_num_threads()
     service.initialize(context)
-    return service, context
+    assert torch.get_num_threads() == 1  # one torch thread per worker process on CPU by default
+    yield service, context
+    torch.set_num_threads(threads)
+
+
+def test_cpu_threads_come_from_the_environment(monkeypatch):
+    import handler as handler_module
+
+    monkeypatch.setenv("COLORIZERS_TORCH_THREADS", "3")
+    assert handler_module.cpu_threads() == 3
+    for bad in ("0", "two"):
+        monkeypatch.setenv("COLORIZERS_TORCH_THREADS", bad)
+        with pytest.raises(RuntimeError, match="COLORIZERS_TORCH_THREADS"):
+            handler_module.cpu_threads()
 
 
 def test_batch_returns_one_png_per_request_and_errors_in_place(handler):

@@ -145,6 +145,29 @@ def test_resume_refuses_another_model_shape(tmp_path):
         train(config(tmp_path, "coloria-cnn", resume=True))
 
 
+def test_init_fine_tunes_from_weights_and_adds_up_steps_and_time(tmp_path):
+    first = train(config(tmp_path, "wallner-beta", steps=3))
+    start, _ = weights.load("wallner-beta", tmp_path / "weights")
+    tuned = train(config(tmp_path, "wallner-beta", steps=2, init="wallner-beta"))
+    assert tuned.status == "finished" and tuned.steps == 2
+    ckpt = checkpoint(tmp_path, "wallner-beta")
+    assert ckpt["ema"]["updates"] == 2 and ckpt["prior"]["steps"] == 3
+    model, meta = weights.load("wallner-beta", tmp_path / "weights")
+    assert meta["steps"] == 5 and meta["train_seconds"] >= first.seconds
+    assert meta["training"]["started_from"] == {"weights": "wallner-beta", "steps": 3, "train_seconds": ckpt["prior"]["train_seconds"]}
+    assert meta["working_size"] == 32  # the size it was trained at
+    changed = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.equal(v, start.state_dict()[k])]
+    assert changed  # it trained on from there
+
+
+def test_init_refuses_other_models_weights_and_resume(tmp_path):
+    train(config(tmp_path, "wallner-beta"))
+    with pytest.raises(ValueError, match="are of wallner-beta, not of wallner-full"):
+        train(config(tmp_path, "wallner-full", init="wallner-beta"))
+    with pytest.raises(ValueError, match="give one of them"):
+        config(tmp_path, "wallner-beta", init="wallner-beta", resume=True)
+
+
 def test_nogan_goes_through_its_three_phases_and_switches(tmp_path, monkeypatch):
     recipe = dataclasses.replace(get_recipe("deoldify-stable"), critic_threshold=100.0)  # every critic loss passes
     monkeypatch.setattr(trainer_module, "get_recipe", lambda _: recipe)
