@@ -12,6 +12,7 @@ from gateway.settings import Settings
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per model call is noise; errors still show
     settings = Settings()
     app = create_app(settings)
     print(f"gateway: REST and web page on http://{settings.http_host}:{settings.http_port}/ , "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from gateway.backends import Backend, EmbeddedBackend, TorchServeBackend
 from gateway.catalogue import build_catalogue
 from gateway.errors import GatewayError, Unprocessable, from_exception
 from gateway.grpc_server import start_grpc_server
+from gateway.middleware import ResponseMiddleware
 from gateway.routes import colorize, health, models, results
 from gateway.service import ColorizeService
 from gateway.settings import Settings
@@ -28,11 +28,6 @@ from gateway.store import ResultStore
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).parent / "web"
-# The web page loads only its own scripts, styles and images (results may be shown as blob: URLs).
-WEB_CSP = (
-    "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
-    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-)
 
 
 async def choose_backend(settings: Settings, model_names: list[str]) -> Backend:
@@ -85,8 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (models, colorize, results, health):
         app.include_router(module.router)
     _install_error_handlers(app)
-    _install_metrics_middleware(app)
-    _install_security_headers(app)
+    app.add_middleware(ResponseMiddleware, csp_exempt=tuple(p for p in (app.docs_url, app.redoc_url) if p))
     if WEB_DIR.is_dir():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
     return app
@@ -117,29 +111,3 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return _error_response(from_exception(exc))
-
-
-def _install_security_headers(app: FastAPI) -> None:
-    """nosniff and no referrer everywhere; the strict CSP on all but the OpenAPI pages (they load a CDN bundle)."""
-    openapi_pages = tuple(path for path in (app.docs_url, app.redoc_url) if path)
-
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        if not request.url.path.startswith(openapi_pages):
-            response.headers.setdefault("Content-Security-Policy", WEB_CSP)
-        return response
-
-
-def _install_metrics_middleware(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def observe(request: Request, call_next):  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        api = getattr(route, "path", "static") if route else "unmatched"
-        metrics.REQUESTS.labels(api, request.method, str(response.status_code)).inc()
-        metrics.REQUEST_SECONDS.labels(api, request.method).observe(time.perf_counter() - started)
-        return response

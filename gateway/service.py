@@ -106,11 +106,12 @@ class ColorizeService:
             for info in self.catalogue.values():
                 info.ready, info.reason = False, f"{self.backend.name} backend unreachable"
             return
-        grey = imaging.encode(Image.new("L", (_PROBE_SIZE, _PROBE_SIZE), 128), "png")
+        grey = imaging.model_input_bytes(Image.new("L", (_PROBE_SIZE, _PROBE_SIZE), 128))
 
         async def probe_one(info: ModelInfo) -> None:
             try:
-                await self.backend.infer(info.id, grey, hints=None, seed=None, timeout=self.settings.model_timeout_seconds)
+                timeout = self.settings.model_timeout_seconds
+                await self.backend.infer(info.id, grey, hints=None, seed=None, timeout=timeout)
                 info.ready, info.reason = True, "ok"
             except GatewayError as exc:
                 info.ready, info.reason = False, exc.message
@@ -149,10 +150,13 @@ class ColorizeService:
             result_id, expires_at = self.store.new_id(), self.store.expires_at()
             files = []
             for index, upload in enumerate(uploads):
-                decoded = await self._decode(upload)
+                decoded, inputs = await self._decode(upload, models, options)
                 started = time.perf_counter()
                 outputs = await asyncio.gather(
-                    *(self._run_model(decoded, upload, index, m, options, result_id, expires_at) for m in models)
+                    *(
+                        self._run_model(decoded, inputs, upload, index, m, options, result_id, expires_at)
+                        for m in models
+                    )
                 )
                 if len(models) > 1:
                     metrics.FANOUT_SECONDS.observe(time.perf_counter() - started)
@@ -167,10 +171,10 @@ class ColorizeService:
         self._check_options(options, models)
         async with self._slot():
             result_id, expires_at = self.store.new_id(), self.store.expires_at()
-            decoded = await self._decode(upload)
+            decoded, inputs = await self._decode(upload, models, options)
             started = time.perf_counter()
             tasks = [
-                asyncio.create_task(self._run_model(decoded, upload, 0, m, options, result_id, expires_at))
+                asyncio.create_task(self._run_model(decoded, inputs, upload, 0, m, options, result_id, expires_at))
                 for m in models
             ]
             try:
@@ -211,7 +215,10 @@ class ColorizeService:
         if options.size is not None and not MIN_SIZE <= options.size <= MAX_SIZE:
             raise Unprocessable(f"size must be between {MIN_SIZE} and {MAX_SIZE} pixels")
 
-    async def _decode(self, upload: Upload) -> imaging.DecodedImage:
+    async def _decode(
+        self, upload: Upload, models: Sequence[ModelInfo], options: Options
+    ) -> tuple[imaging.DecodedImage, dict[int, bytes]]:
+        """The photo, and the grey model input at each working size the models need (one worker-thread hop)."""
         if len(upload.data) > self.settings.max_upload_bytes:
             mib = self.settings.max_upload_bytes / 2**20
             raise PayloadTooLarge(f"{upload.filename}: the file is larger than {mib:g} MiB")
@@ -219,7 +226,8 @@ class ColorizeService:
             raise BadRequest(f"{upload.filename}: the file is empty", code="empty_file")
         metrics.BYTES.labels("in").inc(len(upload.data))
         try:
-            return await asyncio.to_thread(imaging.decode, upload.data, max_pixels=self.settings.max_pixels)
+            sizes = {options.size or m.working_size for m in models}
+            return await asyncio.to_thread(_decode_with_inputs, upload.data, self.settings.max_pixels, sizes)
         except imaging.ImageError as exc:
             error = from_exception(exc)
             error.message = f"{upload.filename}: {error.message}"
@@ -228,6 +236,7 @@ class ColorizeService:
     async def _run_model(
         self,
         decoded: imaging.DecodedImage,
+        inputs: dict[int, bytes],
         upload: Upload,
         index: int,
         info: ModelInfo,
@@ -240,20 +249,19 @@ class ColorizeService:
         deadline = self.settings.model_timeout_seconds
         try:
             size = options.size or info.working_size
-            grey = await asyncio.to_thread(_grey_png, decoded, size)
             colour = await asyncio.wait_for(
                 self.backend.infer(
                     info.id,
-                    grey,
+                    inputs[size],
                     hints=options.hints if info.supports_hints else None,
                     seed=options.seed if info.supports_seed else None,
                     timeout=deadline,
                 ),
                 deadline + 1.0,
             )
-            data = await asyncio.to_thread(_merge_and_encode, decoded, colour, options.format, size)
             name = f"{index}-{_stem(upload.filename)}.{info.id}.{_extension(options.format)}"
-            await asyncio.to_thread(self.store.put, result_id, name, data, expires_at)
+            stored_as = (result_id, name, expires_at)
+            data = await asyncio.to_thread(self._finish, decoded, colour, options.format, size, stored_as)
             info.ready, info.reason = True, "ok"
             output = ModelOutput(info.id, "ok", _ms(started), name, imaging.MEDIA_TYPES[options.format], data)
             metrics.BYTES.labels("out").inc(len(data))
@@ -267,6 +275,15 @@ class ColorizeService:
             output = ModelOutput(info.id, status, _ms(started), error=error)
         metrics.MODEL_SECONDS.labels(info.id, output.status).observe(output.latency_ms / 1000)
         return output
+
+    def _finish(
+        self, decoded: imaging.DecodedImage, colour: bytes, fmt: str, size: int, stored_as: tuple[str, str, float]
+    ) -> bytes:
+        """Merge, encode and store one model's result (one worker-thread hop)."""
+        data = _merge_and_encode(decoded, colour, fmt, size)
+        result_id, name, expires_at = stored_as
+        self.store.put(result_id, name, data, expires_at)
+        return data
 
     def _slot(self) -> _Slot:
         return _Slot(self)
@@ -289,8 +306,11 @@ class _Slot:
         metrics.IN_FLIGHT.dec()
 
 
-def _grey_png(decoded: imaging.DecodedImage, size: int) -> bytes:
-    return imaging.encode(imaging.to_model_input(decoded.rgb, size), "png")
+def _decode_with_inputs(
+    data: bytes, max_pixels: int, sizes: set[int]
+) -> tuple[imaging.DecodedImage, dict[int, bytes]]:
+    decoded = imaging.decode(data, max_pixels=max_pixels)
+    return decoded, {s: imaging.model_input_bytes(imaging.to_model_input(decoded.rgb, s)) for s in sizes}
 
 
 def _merge_and_encode(decoded: imaging.DecodedImage, colour_png: bytes, fmt: str, size: int) -> bytes:

@@ -1,4 +1,4 @@
-"""The backend interface: a grey working-size PNG in, the colour PNG at that size out."""
+"""The backend interface: a grey working-size image in (uncompressed BMP), the colour PNG at that size out."""
 
 from __future__ import annotations
 
@@ -22,6 +22,6 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def infer(
-        self, model: str, grey_png: bytes, *, hints: str | None, seed: int | None, timeout: float
+        self, model: str, grey: bytes, *, hints: str | None, seed: int | None, timeout: float
     ) -> bytes:
-        """Colour PNG at the working size for one grey PNG at the model's working size."""
+        """Colour PNG at the working size for one grey image (BMP bytes) at the model's working size."""

