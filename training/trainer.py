@@ -62,9 +62,9 @@ class TrainConfig:
 
     ``None`` means "the recipe's choice" for batch size, learning rate, image size, crop, EMA decay and fp16
     export; ``crop=0`` trains on whole pictures. ``init`` names weights in ``out`` to start from (fine-tuning:
-    a new optimiser and schedule; the exported steps and training time add the earlier run's). ``synthetic`` trains on that many generated pictures instead of
-    ``data_dir`` (tests, smoke runs). ``param_digest`` makes every process write a checksum of its final
-    parameters (the DDP test compares them).
+    a new optimiser and schedule; the exported steps and training time add the earlier run's). ``synthetic``
+    trains on that many generated pictures instead of ``data_dir`` (tests, smoke runs). ``param_digest`` makes
+    every process write a checksum of its final parameters (the DDP test compares them).
     """
 
     model: str
