@@ -273,7 +273,8 @@ def hardware_description(device: torch.device, world: int) -> str:
         name = torch.cuda.get_device_name(device)
     else:
         name = _cpu_name() or platform.machine() or "CPU"
-        name = f"{name} ({torch.get_num_threads()} torch threads)"
+        threads = torch.get_num_threads()
+        name = f"{name} ({threads} torch thread{'' if threads == 1 else 's'})"
     prefix = f"{world} x " if world > 1 else ""
     return f"{prefix}{name}, torch {torch.__version__}"
 

@@ -95,6 +95,44 @@ function showError(error) {
   }
 }
 
+const EXAMPLES = new URL("img/examples/", ROOT).href;
+
+function exampleFigure(file, alt, ...caption) {
+  const image = el("img", { src: `${EXAMPLES}${file}`, alt, width: 320, height: 320, loading: "lazy" });
+  return el("figure", {}, image, el("figcaption", {}, ...caption));
+}
+
+/** A family page's example: the grey input, each of the family's models, the original (data-models lists ids). */
+function renderExample() {
+  const section = document.querySelector("section#example[data-models]");
+  if (!section) return;
+  const ids = section.dataset.models.split(" ").filter(Boolean);
+  const coloured = ids.map((id) => {
+    const figure = exampleFigure(`${id}.jpg`, `The astronaut photo coloured by ${id}`, el("strong", {}, id));
+    figure.dataset.example = id;
+    return figure;
+  });
+  section.append(
+    el("p", {}, "The original was turned grey, then coloured by each model of this family; the original colour photo is last, for reference."),
+    el(
+      "div",
+      { class: "figure-row" },
+      exampleFigure("input.jpg", "The black-and-white input photo of an astronaut", "Input (black and white)"),
+      coloured,
+      exampleFigure("original.jpg", "The original colour photo of the astronaut", "The original colour photo"),
+    ),
+    el("p", { class: "help", id: "example-credit" }),
+  );
+}
+
+/** A family page's footer: where its live facts come from. */
+function renderFooter() {
+  const footer = document.querySelector("body[data-family] footer.site-footer:empty");
+  if (!footer) return;
+  const api = el("a", { href: new URL("docs#/models/list_models_v1_models_get", ROOT).href }, "GET /v1/models");
+  footer.append(el("p", {}, "Descriptions, papers and readiness on this page come live from this gateway's ", api, "."));
+}
+
 /** Captions under example pictures: which weights made them, and the pipeline's model and sizes. */
 async function captionExamples() {
   const figures = document.querySelectorAll("[data-example], [data-example-pipeline]");
@@ -131,6 +169,8 @@ async function captionExamples() {
 
 async function start() {
   markNavigation();
+  renderExample();
+  renderFooter();
   captionExamples();
   try {
     const models = await fetchModels();

@@ -283,6 +283,10 @@ def test_pages_headers_and_accessibility(web: WatchedPage, gateway: Gateway) -> 
         assert inline == [], f"/{path} has inline styles, scripts or event handlers: {inline}"
 
     page.goto(f"{gateway.base_url}/models/zhang.html")
+    examples = page.locator("#example figure")  # input, each model of the family, the original
+    expect(examples).to_have_count(4)
+    expect(page.locator("figure[data-example=zhang-eccv16] img")).to_have_js_property("complete", True)
+    expect(page.locator("footer")).to_contain_text("GET /v1/models")
     entry = page.locator("article#zhang-siggraph17")  # live catalogue entry, with the paper from /v1/models
     expect(entry).to_contain_text("SIGGRAPH 2017")
     try_it = entry.get_by_role("link", name="Try zhang-siggraph17")
