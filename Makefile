@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install system-deps archives proto run up down test test-unit lint bench bench-serving clean
+.PHONY: help install system-deps archives proto run up down test test-unit screenshots lint bench bench-serving clean
 
 help:
 	@echo "make run    - install, build archives, start TorchServe + gateway + training service (Ctrl-C stops)"
@@ -50,6 +50,10 @@ down:
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q -p no:cacheprovider -m "not browser"
 	$(PY) -m pytest -q -p no:cacheprovider -m browser tests/browser
+
+# The web page screenshots in docs/img come from the browser tests.
+screenshots: $(STAMP) system-deps
+	WEB_SCREENSHOTS_DIR=docs/img $(PY) -m pytest -q -p no:cacheprovider -m browser tests/browser
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q -m "not integration and not browser"
