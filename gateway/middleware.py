@@ -34,7 +34,7 @@ class ResponseMiddleware:
             return
         started = time.perf_counter()
         status = 500
-        with_csp = not scope["path"].startswith(self.csp_exempt) if self.csp_exempt else True
+        with_csp = not scope["path"].startswith(self.csp_exempt)
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status

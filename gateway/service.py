@@ -260,8 +260,9 @@ class ColorizeService:
                 deadline + 1.0,
             )
             name = f"{index}-{_stem(upload.filename)}.{info.id}.{_extension(options.format)}"
-            stored_as = (result_id, name, expires_at)
-            data = await asyncio.to_thread(self._finish, decoded, colour, options.format, size, stored_as)
+            data = await asyncio.to_thread(
+                self._finish, decoded, colour, options.format, size, result_id, name, expires_at
+            )
             info.ready, info.reason = True, "ok"
             output = ModelOutput(info.id, "ok", _ms(started), name, imaging.MEDIA_TYPES[options.format], data)
             metrics.BYTES.labels("out").inc(len(data))
@@ -277,11 +278,17 @@ class ColorizeService:
         return output
 
     def _finish(
-        self, decoded: imaging.DecodedImage, colour: bytes, fmt: str, size: int, stored_as: tuple[str, str, float]
+        self,
+        decoded: imaging.DecodedImage,
+        colour: bytes,
+        fmt: str,
+        size: int,
+        result_id: str,
+        name: str,
+        expires_at: float,
     ) -> bytes:
         """Merge, encode and store one model's result (one worker-thread hop)."""
         data = _merge_and_encode(decoded, colour, fmt, size)
-        result_id, name, expires_at = stored_as
         self.store.put(result_id, name, data, expires_at)
         return data
 
@@ -316,14 +323,12 @@ def _decode_with_inputs(
 def _merge_and_encode(decoded: imaging.DecodedImage, colour_png: bytes, fmt: str, size: int) -> bytes:
     """The colour result at the photo's size: the model's chroma on the photo's own lightness.
 
-    A square photo already at the working size went to the model unresized, so the model's PNG (its lightness
-    is the photo's, to 8-bit rounding) is the result as it is: no merge, and no re-encode when PNG is asked for.
+    A square photo already at the working size went to the model unresized, so when a PNG without alpha is
+    asked for, the model's PNG (its lightness is the photo's, to 8-bit rounding) is returned as it is.
     """
-    unresized = decoded.rgb.size == (size, size)
-    if unresized and fmt == "png" and decoded.alpha is None:
+    if decoded.rgb.size == (size, size) and fmt == "png" and decoded.alpha is None:
         return colour_png
-    colour = imaging.decode(colour_png).rgb
-    merged = colour if unresized else imaging.merge_chroma(decoded.rgb, colour)
+    merged = imaging.merge_chroma(decoded.rgb, imaging.decode(colour_png).rgb)
     return imaging.encode(merged, fmt, alpha=decoded.alpha)
 
 

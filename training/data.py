@@ -156,7 +156,7 @@ class CropDataset(ColourDataset):
     """Crops written by ``python -m training dataset`` (``data/crops/{train,val}/``).
 
     Each crop is decoded and resized once, then kept in memory as 8-bit RGB at the training size (2,474 crops
-    at 256 px take 490 MB; at 128 px, 120 MB): later epochs only augment.
+    at 256 px take 490 MB; at 128 px, 120 MB), once per loader process: later epochs only augment.
     """
 
     def __init__(self, files: Sequence[str | Path], size: int, **kwargs) -> None:

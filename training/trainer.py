@@ -558,12 +558,11 @@ class Trainer:
 
     def _load_init(self, name: str) -> None:
         """Start from shipped weights ``name`` in ``out``: the model and its EMA; critics and optimisers start anew."""
-        sidecar = weights.read_sidecar(name, self.config.out)
-        if sidecar.get("architecture") != self.config.model:
-            raise ValueError(f"weights {name!r} are of {sidecar.get('architecture')}, not of {self.config.model}")
-        loaded, _ = weights.load(name, self.config.out)
+        loaded, sidecar = weights.load(name, self.config.out)
+        if sidecar["architecture"] != self.config.model:
+            raise ValueError(f"weights {name!r} are of {sidecar['architecture']}, not of {self.config.model}")
         model = self.raw["model"]
-        model.load_state_dict({k: v.float() for k, v in loaded.state_dict().items()})  # strict: same layout
+        weights.load_state(model, loaded.state_dict())  # strict, names what does not fit
         self.ema.module.load_state_dict(model.state_dict())
         self.prior = {
             "weights": name,
