@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from colorizers import weights
+from colorizers import conventions, weights
 from colorizers.registry import get_spec, list_models
 from gateway.settings import Settings
 
@@ -20,8 +20,10 @@ class ModelInfo:
     supports_hints: bool
     supports_seed: bool
     provenance: str
+    backbone: str | None = None
     paper: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
+    conventions: dict[str, Any] = field(default_factory=dict)  # how the weights expect input and merge (sidecar)
     ready: bool = False
     reason: str = "not checked yet"
 
@@ -39,11 +41,13 @@ def build_catalogue(settings: Settings) -> dict[str, ModelInfo]:
             architecture=spec.id,
             family=spec.family,
             description=spec.description,
-            working_size=weights.working_size(meta, spec),
+            working_size=conventions.working_size(meta, weights.working_size(meta, spec)),
             supports_hints=spec.supports_hints,
             supports_seed=spec.supports_seed,
             provenance=meta.get("provenance", "untrained"),
+            backbone=(meta.get("backbone") or {}).get("name"),
             paper=spec.paper,
             metrics=meta.get("metrics", {}),
+            conventions=conventions.Conventions.of(meta).as_dict(),
         )
     return catalogue

@@ -25,6 +25,9 @@ class ModelEntry(BaseModel):
     supports_hints: bool
     supports_seed: bool
     provenance: str = Field(description="trained (here), imported (published weights) or untrained")
+    backbone: str | None = Field(
+        default=None, description="the frozen ImageNet-pretrained encoder the model stands on, if any"
+    )
     paper: str
     metrics: dict[str, Any]
     ready: bool

@@ -13,6 +13,7 @@ from pathlib import PurePath
 from PIL import Image
 
 from colorizers import imaging
+from colorizers.conventions import Conventions
 from colorizers.pipeline import MAX_SIZE, MIN_SIZE, RequestError, parse_hints
 from gateway import metrics
 from gateway.backends.base import Backend
@@ -217,8 +218,8 @@ class ColorizeService:
 
     async def _decode(
         self, upload: Upload, models: Sequence[ModelInfo], options: Options
-    ) -> tuple[imaging.DecodedImage, dict[int, bytes]]:
-        """The photo, and the grey model input at each working size the models need (one worker-thread hop)."""
+    ) -> tuple[imaging.DecodedImage, dict[tuple[int, str], bytes]]:
+        """The photo, and the grey model input at each (working size, preprocess) the models need (one thread hop)."""
         if len(upload.data) > self.settings.max_upload_bytes:
             mib = self.settings.max_upload_bytes / 2**20
             raise PayloadTooLarge(f"{upload.filename}: the file is larger than {mib:g} MiB")
@@ -226,8 +227,8 @@ class ColorizeService:
             raise BadRequest(f"{upload.filename}: the file is empty", code="empty_file")
         metrics.BYTES.labels("in").inc(len(upload.data))
         try:
-            sizes = {options.size or m.working_size for m in models}
-            return await asyncio.to_thread(_decode_with_inputs, upload.data, self.settings.max_pixels, sizes)
+            keys = {_input_key(m, options.size) for m in models}
+            return await asyncio.to_thread(_decode_with_inputs, upload.data, self.settings.max_pixels, keys)
         except imaging.ImageError as exc:
             error = from_exception(exc)
             error.message = f"{upload.filename}: {error.message}"
@@ -236,7 +237,7 @@ class ColorizeService:
     async def _run_model(
         self,
         decoded: imaging.DecodedImage,
-        inputs: dict[int, bytes],
+        inputs: dict[tuple[int, str], bytes],
         upload: Upload,
         index: int,
         info: ModelInfo,
@@ -248,20 +249,22 @@ class ColorizeService:
         started = time.perf_counter()
         deadline = self.settings.model_timeout_seconds
         try:
-            size = options.size or info.working_size
+            key = _input_key(info, options.size)
             colour = await asyncio.wait_for(
                 self.backend.infer(
                     info.id,
-                    inputs[size],
+                    inputs[key],
                     hints=options.hints if info.supports_hints else None,
                     seed=options.seed if info.supports_seed else None,
                     timeout=deadline,
+                    size=options.size,
                 ),
                 deadline + 1.0,
             )
             name = f"{index}-{_stem(upload.filename)}.{info.id}.{_extension(options.format)}"
+            merge = Conventions.from_dict(info.conventions).merge
             data = await asyncio.to_thread(
-                self._finish, decoded, colour, options.format, size, result_id, name, expires_at
+                self._finish, decoded, colour, options.format, key[0], result_id, name, expires_at, merge
             )
             info.ready, info.reason = True, "ok"
             output = ModelOutput(info.id, "ok", _ms(started), name, imaging.MEDIA_TYPES[options.format], data)
@@ -286,9 +289,10 @@ class ColorizeService:
         result_id: str,
         name: str,
         expires_at: float,
+        merge: str = "lab",
     ) -> bytes:
         """Merge, encode and store one model's result (one worker-thread hop)."""
-        data = _merge_and_encode(decoded, colour, fmt, size)
+        data = _merge_and_encode(decoded, colour, fmt, size, merge=merge)
         self.store.put(result_id, name, data, expires_at)
         return data
 
@@ -313,22 +317,33 @@ class _Slot:
         metrics.IN_FLIGHT.dec()
 
 
+def _input_key(info: ModelInfo, size: int | None) -> tuple[int, str]:
+    """(side, preprocess) of the grey picture a model gets: as its weights' conventions say (sidecar)."""
+    conventions = Conventions.from_dict(info.conventions)
+    return conventions.model_size(size, info.working_size), conventions.preprocess
+
+
 def _decode_with_inputs(
-    data: bytes, max_pixels: int, sizes: set[int]
-) -> tuple[imaging.DecodedImage, dict[int, bytes]]:
+    data: bytes, max_pixels: int, keys: set[tuple[int, str]]
+) -> tuple[imaging.DecodedImage, dict[tuple[int, str], bytes]]:
     decoded = imaging.decode(data, max_pixels=max_pixels)
-    return decoded, {s: imaging.model_input_bytes(imaging.to_model_input(decoded.rgb, s)) for s in sizes}
+    return decoded, {
+        (s, p): imaging.model_input_bytes(imaging.to_model_input(decoded.rgb, s, preprocess=p)) for s, p in keys
+    }
 
 
-def _merge_and_encode(decoded: imaging.DecodedImage, colour_png: bytes, fmt: str, size: int) -> bytes:
+def _merge_and_encode(
+    decoded: imaging.DecodedImage, colour_png: bytes, fmt: str, size: int, *, merge: str = "lab"
+) -> bytes:
     """The colour result at the photo's size: the model's chroma on the photo's own lightness.
 
     A square photo already at the working size went to the model unresized, so when a PNG without alpha is
-    asked for, the model's PNG (its lightness is the photo's, to 8-bit rounding) is returned as it is.
+    asked for, the model's PNG (its lightness is the photo's, to 8-bit rounding) is returned as it is; not so
+    with a YCbCr merge (DeOldify's), whose model output has a lightness of its own.
     """
-    if decoded.rgb.size == (size, size) and fmt == "png" and decoded.alpha is None:
+    if merge == "lab" and decoded.rgb.size == (size, size) and fmt == "png" and decoded.alpha is None:
         return colour_png
-    merged = imaging.merge_chroma(decoded.rgb, imaging.decode(colour_png).rgb)
+    merged = imaging.merge_chroma(decoded.rgb, imaging.decode(colour_png).rgb, merge=merge)
     return imaging.encode(merged, fmt, alpha=decoded.alpha)
 
 

@@ -21,7 +21,9 @@ class ColorizerHandler:
 
     A request carries the image as its body (or multipart field ``data``) and optional fields
     ``hints`` (JSON), ``seed`` and ``size``. Any image is accepted; the gateway sends the grey image at
-    the model's working size, so the returned PNG is the colour image at that size.
+    the model's working size, so the returned PNG is the colour image at that size. The sidecar's
+    ``conventions`` (imported "-x" weights) decide how the grey picture is made and what comes back: for a
+    DeOldify ``-x`` model the generator's own RGB at the render size, which the caller merges in YCbCr.
     """
 
     def __init__(self) -> None:

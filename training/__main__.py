@@ -91,6 +91,28 @@ def _evaluate(args: argparse.Namespace) -> int:
     return evaluate.main(args)
 
 
+def _add_calibrate(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "calibrate",
+        help="fit each compact model's chroma gain (and temperature) on the held-out-package photos",
+        description="Colourise the photos of --images (by default the photos of source packages that training "
+        "never saw) and choose the chroma gain (and, for models decoded by annealed mean, the temperature) with "
+        "the lowest mean CIEDE2000 that keeps at least 55 %% of the truth's colourfulness; write it into the "
+        "weights sidecar.",
+    )
+    parser.add_argument("--models", default="all", metavar="all|ID,...", help="models on the pretrained encoder")
+    parser.add_argument("--images", default="data/unseen_photos", metavar="DIR", help="calibration photos")
+    parser.add_argument("--weights-dir", default=None, help="weights folder (default: model_store/weights)")
+    parser.add_argument("--dry-run", action="store_true", help="print the fit, do not write the sidecars")
+    parser.set_defaults(handler=_calibrate)
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from training import calibrate
+
+    return calibrate.main(args)
+
+
 def _add_train(commands: argparse._SubParsersAction) -> None:
     from training import train_cli  # light: torch is imported only when the command runs
 
@@ -131,8 +153,11 @@ def _add_import_weights(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "import-weights",
         help="turn a published checkpoint into an '-x' model (weights + sidecar + archive)",
-        description="Read a published .pth without unpickling code (torch.load weights_only=True), load it "
-        "strictly into the full configuration of --family, and write <family>-x weights, sidecar and archive.",
+        description="Read a published .pth as its authors saved it, without unpickling code (torch.load "
+        "weights_only=True; a plain, {'model': ...}- or {'state_dict': ...}-wrapped state_dict; BatchNorm counters "
+        "and 'module.' prefixes are handled), load it strictly into the full configuration of --family, and write "
+        "<family>-x weights (float32), a sidecar whose 'conventions' say how the authors feed and decode them, and "
+        "an archive. See docs/models.md, 'Importing the published checkpoints'.",
     )
     parser.add_argument("checkpoint", help="the published .pth file")
     parser.add_argument(
@@ -143,7 +168,12 @@ def _add_import_weights(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--weights-dir", default=None, help="weights folder (default: model_store/weights)")
     parser.add_argument("--model-store", default=None, help="where the archive goes (default: model_store/)")
-    parser.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16)")
+    parser.add_argument(
+        "--fp16",
+        action="store_true",
+        help="store float16 if a check of the outputs (recorded in the sidecar) shows it harmless (default: float32)",
+    )
+    parser.add_argument("--fp32", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for scripts
     parser.add_argument("--no-archive", action="store_true", help="only weights + sidecar")
     parser.set_defaults(handler=_import_weights)
 
@@ -177,6 +207,7 @@ def _serve(args: argparse.Namespace) -> int:
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_dataset,
     _add_evaluate,
+    _add_calibrate,
     _add_train,
     _add_package,
     _add_import_weights,

@@ -81,8 +81,24 @@ def load_photo_list(path: Path = PHOTO_LIST) -> list[PhotoRow]:
 # --- the split and the crop recipe ----------------------------------------------------------------------------------
 
 
-def split_of(photo: str, val_fraction: float) -> str:
-    """``"val"`` or ``"train"`` from a hash of the photo id: stable across runs, seeds and selections."""
+# Whole source packages held out of training: kinds of photos (people, interiors, streets, food, scene text)
+# the training packages barely show, so their score measures generalisation to unseen sources.
+UNSEEN_PACKAGES = (
+    "opencv-doc", "hugin-data", "scikit-image", "matplotlib", "mahotas", "scribus-template",
+    "palapeli-data", "libjxl-testdata", "scikit-learn", "imgaug",
+)
+# Splits whose whole photos are kept (short side 256) for photo-level evaluation, and where.
+PHOTO_FOLDERS = {"val": "val_photos", "unseen": "unseen_photos"}
+SPLITS = ("train", "val", "unseen")
+
+
+def split_of(photo: str, val_fraction: float, package: str = "", unseen_packages: Sequence[str] = ()) -> str:
+    """``"unseen"`` for a held-out package, else ``"val"`` or ``"train"`` from a hash of the photo id.
+
+    The hash makes the split stable across runs, seeds and selections.
+    """
+    if package in unseen_packages:
+        return "unseen"
     position = int.from_bytes(hashlib.sha256(photo.encode()).digest()[:8], "big") / 2**64
     return "val" if position < val_fraction else "train"
 
@@ -378,6 +394,7 @@ class BuildConfig:
     skip_large: bool = False
     seed: int = 0
     val_fraction: float = 0.1
+    unseen_packages: tuple[str, ...] = UNSEEN_PACKAGES
     workers: int = 1
     recipe: CropRecipe = field(default_factory=CropRecipe)
     progress: bool = True
@@ -528,7 +545,7 @@ def run_crop_job(job: CropJob) -> dict[str, Any]:
         )
     val_rel = None
     if job.val_photo:
-        val_rel = f"val_photos/{job.photo}.png"
+        val_rel = f"{PHOTO_FOLDERS[job.split]}/{job.photo}.png"
         _save(_val_photo(image), job.data_dir / val_rel, "png")
     return {"photo": job.photo, "crops": records, "dropped_flat": dropped, "val_photo": val_rel}
 
@@ -574,6 +591,10 @@ def _prune(folder: Path, keep: set[Path]) -> int:
     return removed
 
 
+def _split_folders(data_dir: Path) -> list[Path]:
+    return [data_dir / "crops" / split for split in SPLITS] + [data_dir / name for name in PHOTO_FOLDERS.values()]
+
+
 def build_dataset(config: BuildConfig, fetch: Fetcher | None = None) -> BuildResult:
     """Build (or bring up to date) ``config.data_dir``: photos/, crops/{train,val}/, val_photos/, manifest.json.
 
@@ -596,7 +617,7 @@ def build_dataset(config: BuildConfig, fetch: Fetcher | None = None) -> BuildRes
     rows = load_photo_list(config.photo_list)
     selected, skipped = select_rows(rows, packages=config.packages, skip_large=config.skip_large, limit=config.limit)
     photos_dir = data_dir / "photos"
-    for folder in (photos_dir, data_dir / "crops" / "train", data_dir / "crops" / "val", data_dir / "val_photos"):
+    for folder in (photos_dir, *_split_folders(data_dir)):
         folder.mkdir(parents=True, exist_ok=True)
 
     # 1. packages, only for photos not extracted yet
@@ -644,7 +665,7 @@ def build_dataset(config: BuildConfig, fetch: Fetcher | None = None) -> BuildRes
         info = infos.get(row.id)
         if info is None:
             continue
-        split = split_of(row.id, config.val_fraction)
+        split = split_of(row.id, config.val_fraction, row.package, config.unseen_packages)
         sha = _file_sha256(photos_dir / info["file"])
         key = _crop_key(sha, split, recipe, config.seed)
         short = min(info["width"], info["height"])
@@ -669,7 +690,7 @@ def build_dataset(config: BuildConfig, fetch: Fetcher | None = None) -> BuildRes
             crop_records[row.id] = old[1]
             continue
         photo_records[row.id] = record
-        val = split == "val"
+        val = split in PHOTO_FOLDERS
         jobs.append(CropJob(row.id, photos_dir / info["file"], split, data_dir, recipe, config.seed, val))
     rows_by_id = {row.id: row for row in selected}
     results = _map_jobs(jobs, config.workers)
@@ -706,8 +727,10 @@ def build_dataset(config: BuildConfig, fetch: Fetcher | None = None) -> BuildRes
         "photos_skipped": len(skipped),
         "photos_train": sum(p["split"] == "train" for p in ok),
         "photos_val": sum(p["split"] == "val" for p in ok),
+        "photos_unseen": sum(p["split"] == "unseen" for p in ok),
         "crops_train": sum(c["split"] == "train" for c in crops),
         "crops_val": sum(c["split"] == "val" for c in crops),
+        "crops_unseen": sum(c["split"] == "unseen" for c in crops),
         "crops_dropped_flat": sum(p.get("dropped_flat", 0) for p in ok),
     }
     manifest: dict[str, Any] = {
@@ -720,7 +743,9 @@ def build_dataset(config: BuildConfig, fetch: Fetcher | None = None) -> BuildRes
         },
         "recipe": {**asdict(recipe), "seed": config.seed, "val_fraction": config.val_fraction},
         "val_photo_short_side": VAL_PHOTO_SHORT_SIDE,
-        "split_rule": "sha256(photo id) as a fraction of 2**64 below val_fraction is validation",
+        "unseen_packages": sorted(config.unseen_packages),
+        "split_rule": "photos of unseen_packages are 'unseen'; of the rest, sha256(photo id) as a fraction of "
+        "2**64 below val_fraction is 'val'",
         "totals": totals,
         "photos": photos,
         "crops": crops,
@@ -731,7 +756,7 @@ def build_dataset(config: BuildConfig, fetch: Fetcher | None = None) -> BuildRes
 
     # 5. files of earlier builds that this manifest does not name
     keep = {data_dir / c["file"] for c in crops} | {data_dir / p["val_photo"] for p in ok if p.get("val_photo")}
-    for folder in (data_dir / "crops" / "train", data_dir / "crops" / "val", data_dir / "val_photos"):
+    for folder in _split_folders(data_dir):
         _prune(folder, keep)
     return BuildResult(
         manifest=manifest,
@@ -770,8 +795,9 @@ def summary(result: BuildResult, config: BuildConfig) -> str:
         f"photos: {t['photos_listed']} listed, {t['photos_selected']} selected, {t['photos_ok']} got, "
         f"{t['photos_failed']} failed"
         + (f"; {t['photos_skipped']} skipped (--skip-large)" if t["photos_skipped"] else ""),
-        f"split by photo: {t['photos_train']} train, {t['photos_val']} validation (val_photos/)",
-        f"crops: {t['crops_train']} train, {t['crops_val']} validation "
+        f"split: {t['photos_train']} train, {t['photos_val']} validation by photo (val_photos/), "
+        f"{t['photos_unseen']} of held-out packages (unseen_photos/)",
+        f"crops: {t['crops_train']} train, {t['crops_val']} validation, {t['crops_unseen']} unseen "
         f"({t['crops_dropped_flat']} dropped as flat after {config.recipe.tries} tries)",
     ]
     failed = [p for p in result.manifest["photos"] if p["status"] == "failed"]

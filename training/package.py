@@ -13,6 +13,7 @@ import httpx
 import yaml
 from model_archiver.model_archiver_config import ModelArchiverConfig
 from model_archiver.model_packaging import generate_model_archive
+from safetensors.torch import save_file
 
 import colorizers
 from colorizers import weights
@@ -67,8 +68,9 @@ def build_archive(
         shutil.copytree(
             Path(colorizers.__file__).parent, staging / "colorizers", ignore=shutil.ignore_patterns("__pycache__")
         )
-        for suffix in (".safetensors", ".json"):
-            shutil.copy2(directory / f"{name}{suffix}", staging / f"{name}{suffix}")
+        state, full_meta = weights.joined(name, directory)  # the frozen backbone joined in: self-contained
+        save_file(state, str(staging / f"{name}.safetensors"), metadata={"name": name})
+        (staging / f"{name}.json").write_text(json.dumps(full_meta, indent=2, sort_keys=True) + "\n")
         config_file = Path(tmp) / "model-config.yaml"
         config_file.write_text(yaml.safe_dump(model_config(**config_overrides), sort_keys=False))
         generate_model_archive(
@@ -87,9 +89,14 @@ def build_archive(
     return archive
 
 
-def build_all(weights_dir: str | Path | None = None, export_dir: str | Path = DEFAULT_STORE, **config: Any) -> list[Path]:
+def build_all(
+    weights_dir: str | Path | None = None, export_dir: str | Path = DEFAULT_STORE, **config: Any
+) -> list[Path]:
     """An archive for every weights file (the served models plus imported "-x" models)."""
-    return [build_archive(name, weights_dir=weights_dir, export_dir=export_dir, **config) for name in weights.available(weights_dir)]
+    return [
+        build_archive(name, weights_dir=weights_dir, export_dir=export_dir, **config)
+        for name in weights.available(weights_dir)
+    ]
 
 
 def register(management_url: str, archive: Path, *, workers: int = 1, timeout: float = 300.0) -> str:
@@ -147,7 +154,7 @@ def import_main(args: Any) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     directory = weights.weights_dir(args.weights_dir)
     try:
-        path = weights.import_published(args.family, args.checkpoint, directory, half=not args.fp32)
+        path = weights.import_published(args.family, args.checkpoint, directory, half=getattr(args, "fp16", False))
     except weights.WeightsError as exc:
         print(f"import-weights: {exc}")
         return 2

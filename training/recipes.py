@@ -441,7 +441,8 @@ RECIPES: dict[str, Recipe] = {
         ),
         WallnerRecipe(
             "wallner-full",
-            "MSE on ab/128 with the compact embedding network trained jointly, Adam 1e-3, augmentation",
+            "MSE on ab/128, the global embedding from the frozen pretrained classifier (compact) or trained jointly "
+            "(tiny), Adam 1e-3",
             batch_size=32,
             cpu_batch_size=8,
         ),
@@ -469,7 +470,7 @@ RECIPES: dict[str, Recipe] = {
             "threshold 0.65",
             lr=1e-3,
             batch_size=16,
-            cpu_batch_size=4,
+            cpu_batch_size=8,
             phases=_NOGAN_PHASES,
         ),
         NoGANRecipe(
@@ -478,7 +479,7 @@ RECIPES: dict[str, Recipe] = {
             "threshold 0.65",
             lr=1e-3,
             batch_size=16,
-            cpu_batch_size=4,
+            cpu_batch_size=8,
             phases=_NOGAN_PHASES,
         ),
         BigColorRecipe(
@@ -486,7 +487,7 @@ RECIPES: dict[str, Recipe] = {
             "hinge GAN + L1 reconstruction, Adam(0, 0.999) G 1e-4 / D 3e-5, EMA 0.999",
             lr=1e-4,
             batch_size=16,
-            cpu_batch_size=4,
+            cpu_batch_size=8,
             schedule="constant",
         ),
         ColoriaRecipe(

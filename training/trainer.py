@@ -28,8 +28,10 @@ from torch.utils.data import DataLoader
 
 from colorizers import weights
 from colorizers.color import lab_to_rgb_t, rgb_to_lab_t
+from colorizers.models.pretrained import backbone_of, load_encoder_weights, provided_features
 from colorizers.pipeline import select_device
 from colorizers.registry import get_spec
+from training import features
 from training.data import (
     Augment,
     ColourDataset,
@@ -54,6 +56,9 @@ CHECKPOINT_FORMAT = 1
 FP16_TOLERANCE = 0.1
 SINGLE_IMAGE_REPEAT = 64  # an epoch of the single-picture recipe shows the picture this many times
 TB_SAMPLES = 4  # validation pictures shown in TensorBoard
+
+
+VAL_SPLITS = ("unseen", "val")  # validation crops: held-out packages first, else held-out photos
 
 
 @dataclass
@@ -377,7 +382,9 @@ class Trainer:
     def _build(self) -> None:
         cfg, recipe = self.config, self.recipe
         torch.manual_seed(cfg.seed)  # the same initial weights in every process (DDP also broadcasts rank 0's)
-        self.raw = {name: net.to(self.device) for name, net in recipe.build(cfg.variant).items()}
+        self.raw = recipe.build(cfg.variant)
+        load_encoder_weights(self.raw["model"])  # a compact model's frozen ImageNet encoder
+        self.raw = {name: net.to(self.device) for name, net in self.raw.items()}
         self.optimizers = recipe.optimizers(self.raw, self.lr)
         self.base = {
             name: [(g["lr"], g.get("betas")) for g in opt.param_groups] for name, opt in self.optimizers.items()
@@ -402,6 +409,7 @@ class Trainer:
         self.epoch = 0
         self.batches_in_epoch = 0
         self.val_history: list[dict[str, Any]] = []
+        self.best: tuple[dict[str, Any], dict[str, torch.Tensor]] | None = None  # best validation entry, EMA state
         self.prior: dict[str, Any] | None = None  # the weights a fine-tuning run started from
         self.budget = {"steps": cfg.steps, "minutes": cfg.minutes}
 
@@ -439,7 +447,9 @@ class Trainer:
             manifest = read_manifest(cfg.data_dir) or {}
             self.manifest_sha256 = manifest.get("sha256")
             train_sources = files[:1] if recipe.single_image else files
-            val_files = list_crops(cfg.data_dir, "val")
+            # The split of held-out source packages guides training when the data set has one.
+            self.val_split = next((split for split in VAL_SPLITS if list_crops(cfg.data_dir, split)), "val")
+            val_files = list_crops(cfg.data_dir, self.val_split)
             if recipe.single_image:
                 val_sources = train_sources
             elif val_files:
@@ -451,7 +461,14 @@ class Trainer:
         count = train_sources if isinstance(train_sources, int) else len(train_sources)
         repeat = SINGLE_IMAGE_REPEAT if recipe.single_image else 1
         repeat = max(repeat, math.ceil(self.batch_size * self.group.world / count))
-        self.train_set: ColourDataset = self._make_dataset(train_sources, augment=augment, repeat=repeat)
+        backbone = backbone_of(self.raw["model"])
+        if backbone and not isinstance(train_sources, int):
+            # A frozen encoder: its features of every crop are computed once, then only the head trains.
+            cache = features.load_or_compute(cfg.run_dir / "features", backbone, train_sources, self.image_size)
+            self.train_set = features.CachedFeatureDataset(cache, crop=self.crop, seed=cfg.seed, repeat=repeat)
+            self.workers = 0  # the cache is in this process's memory (memory-mapped)
+        else:
+            self.train_set = self._make_dataset(train_sources, augment=augment, repeat=repeat)
         val_set = self._make_dataset(val_sources, augment=None, picture_seed=val_seed)
         self.val = stack([val_set[i] for i in range(len(val_set))])
         self.train_pictures = count
@@ -688,7 +705,8 @@ class Trainer:
             self.ctx.phase, self.ctx.progress, self.ctx.step = self.phase, progress, self.step
             for net in self.raw.values():
                 net.train()
-            losses = self.recipe.step(self.ctx, batch)
+            with provided_features(self.raw["model"], features.split_features(batch)):
+                losses = self.recipe.step(self.ctx, batch)
             self.ema.update(self.raw["model"])
             self.step += 1
             for name, value in losses.items():
@@ -779,6 +797,9 @@ class Trainer:
         metrics["val_delta_e00_grey"] = self.grey_delta_e00
         entry = {"step": self.step, "elapsed": round(self.elapsed, 1), **metrics}
         self.val_history.append(entry)
+        if self.best is None or metrics["val_delta_e00"] < self.best[0]["val_delta_e00"]:
+            # Early stopping on the held-out figure: the export takes the best validated weights.
+            self.best = (entry, copy.deepcopy(self.ema.module.state_dict()))
         if self.writer is not None:
             for name, value in metrics.items():
                 self.writer.add_scalar(f"val/{name.removeprefix('val_')}", value, self.step)
@@ -796,11 +817,14 @@ class Trainer:
         return torch.cat(rows, dim=-2)  # (3, 3 H, n W)
 
     def _final_metrics(self) -> dict[str, float]:
-        return {k: v for k, v in (self.val_history[-1] if self.val_history else {}).items() if k.startswith("val_")}
+        entry = self.best[0] if self.best else (self.val_history[-1] if self.val_history else {})
+        return {k: v for k, v in entry.items() if k.startswith("val_")}
 
     def _export(self) -> Path:
         cfg = self.config
         model = self.ema.module
+        if self.best is not None:
+            model.load_state_dict(self.best[1])
         metrics = dict(self._final_metrics())
         half = self.recipe.half if cfg.half is None else cfg.half
         if half:
@@ -827,9 +851,11 @@ class Trainer:
             "epochs": round(self.step * self.batch_size * self.group.world / max(1, len(self.train_set)), 3),
             "train_pictures": self.train_pictures,
             "val_pictures": int(self.val["l"].shape[0]),
+            "val_split": getattr(self, "val_split", None),
             "data": "synthetic" if cfg.synthetic else str(cfg.data_dir),
             "budget": self.budget,
             "started_from": self.prior,
+            "best_step": self.best[0]["step"] if self.best else None,
         }
         prior_steps = self.prior["steps"] if self.prior else 0
         prior_seconds = self.prior["train_seconds"] if self.prior else 0.0

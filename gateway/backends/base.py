@@ -10,10 +10,10 @@ class Backend(abc.ABC):
 
     name: str
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027  (optional hook, a no-op by default)
         """Open connections or load models; called once before serving."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027  (optional hook, a no-op by default)
         """Release connections and threads."""
 
     @abc.abstractmethod
@@ -22,6 +22,9 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def infer(
-        self, model: str, grey: bytes, *, hints: str | None, seed: int | None, timeout: float
+        self, model: str, grey: bytes, *, hints: str | None, seed: int | None, timeout: float, size: int | None = None
     ) -> bytes:
-        """Colour PNG at the working size for one grey image (BMP bytes) at the model's working size."""
+        """Colour PNG at the working size for one grey image (BMP bytes) at the model's working size.
+
+        ``size`` is the request's working size, if it named one (the grey image already has it).
+        """

@@ -39,9 +39,10 @@ class TorchServeBackend(Backend):
         return response.status_code == 200
 
     async def infer(
-        self, model: str, grey: bytes, *, hints: str | None, seed: int | None, timeout: float
+        self, model: str, grey: bytes, *, hints: str | None, seed: int | None, timeout: float, size: int | None = None
     ) -> bytes:
-        fields = {k: v for k, v in (("hints", hints), ("seed", None if seed is None else str(seed))) if v}
+        options = (("hints", hints), ("seed", None if seed is None else str(seed)), ("size", size and str(size)))
+        fields = {k: v for k, v in options if v}
         try:
             response = await self.client.post(
                 f"/predictions/{model}",

@@ -8,14 +8,10 @@ Facts from "Colorful Image Colorization" (Zhang, Isola, Efros, ECCV 2016), secti
   E_p~[w] = 1, where p~ is the empirical ab prior smoothed by a Gaussian (sigma 5) and lambda = 0.5;
 * the prediction is decoded with the annealed mean, the mean of softmax(z / T) with T = 0.38.
 
-The paper does not state how "in gamut" was decided. Here the bins are derived, deterministically, by
-this rule: a grid centre (a, b) in {-110, -100, ..., 110}^2 is kept when its Euclidean distance to the
-ab projection of the sRGB gamut (all colours, at every lightness) is at most one diagonal grid step,
-10 * sqrt(2). The outline of that projection is the image of the six cube edges through the most
-chromatic sRGB colours, red -> yellow -> green -> cyan -> blue -> magenta -> red, so the distance is
-measured to that closed curve (zero inside it). The rule keeps exactly 313 centres: the 313th lies at
-distance 13.72 and the 314th at 14.16, so the count does not depend on the sRGB/D65 constants used
-(229 centres lie inside the projection itself). ``NUM_BINS`` is computed from the rule, not typed in.
+The 313 bins are the authors' published set (``pts_in_hull.npy`` of their release), in its order: a ascending,
+then b ascending, on the grid of step 10. Bin index q means the same colour here as in the published weights,
+so imported checkpoints can be fine-tuned against these targets. ``PUBLISHED_BINS`` lists, for every a, the
+first and last b of its bins (each a's bins are contiguous in b); ``NUM_BINS`` is counted from it.
 
 Everything here is a plain function over torch tensors (the centres are also available as numpy).
 """
@@ -23,18 +19,16 @@ Everything here is a plain function over torch tensors (the centres are also ava
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from colorizers.color import AB_MAX, rgb_to_lab
+from colorizers.color import AB_MAX
 
 GRID_SIZE = 10.0
 GRID_VALUES = np.arange(-AB_MAX, AB_MAX + GRID_SIZE / 2, GRID_SIZE)  # 23 values, -110 ... 110
 FULL_GRID_BINS = GRID_VALUES.size**2  # 529: every grid cell, in gamut or not
-GAMUT_MARGIN = GRID_SIZE * math.sqrt(2.0)
 
 SOFT_ENCODING_NEIGHBOURS = 5
 SOFT_ENCODING_SIGMA = 5.0
@@ -42,8 +36,29 @@ PRIOR_SIGMA = 5.0
 REBALANCE_LAMBDA = 0.5
 ANNEAL_TEMPERATURE = 0.38
 
-_EDGE_SAMPLES = 512
-_GAMUT_CORNERS = ((1, 0, 0), (1, 1, 0), (0, 1, 0), (0, 1, 1), (0, 0, 1), (1, 0, 1))  # R Y G C B M
+# The published bin set: a -> (first b, last b), every b in between on the grid of 10 (313 bins in all).
+PUBLISHED_BINS: dict[int, tuple[int, int]] = {
+    -90: (50, 90),
+    -80: (20, 90),
+    -70: (0, 90),
+    -60: (-20, 90),
+    -50: (-30, 100),
+    -40: (-40, 100),
+    -30: (-50, 100),
+    -20: (-50, 100),
+    -10: (-60, 100),
+    0: (-70, 100),
+    10: (-80, 90),
+    20: (-80, 90),
+    30: (-90, 90),
+    40: (-100, 90),
+    50: (-100, 80),
+    60: (-110, 80),
+    70: (-110, 80),
+    80: (-110, 70),
+    90: (-110, 70),
+    100: (-90, 0),
+}
 
 
 def full_grid() -> np.ndarray:
@@ -52,44 +67,17 @@ def full_grid() -> np.ndarray:
     return np.stack([a.ravel(), b.ravel()], axis=-1)  # (529, 2)
 
 
-def gamut_outline() -> np.ndarray:
-    """The closed ab outline of the sRGB gamut: the R-Y-G-C-B-M edges of the RGB cube, array (6 * 512, 2)."""
-    t = np.linspace(0.0, 1.0, _EDGE_SAMPLES, endpoint=False)[:, None]  # (S, 1)
-    corners = np.asarray(_GAMUT_CORNERS, dtype=np.float64)  # (6, 3)
-    ends = np.roll(corners, -1, axis=0)  # (6, 3)
-    rgb = corners[:, None, :] + (ends - corners)[:, None, :] * t[None]  # (6, S, 3)
-    lab = rgb_to_lab(rgb.reshape(-1, 3))  # (6 * S, 3)
-    return np.asarray(lab, dtype=np.float64)[:, 1:]
-
-
-def distance_to_gamut(points: np.ndarray) -> np.ndarray:
-    """Euclidean ab distance from each point (N, 2) to the sRGB gamut's ab projection; 0 inside it, (N,)."""
-    outline = gamut_outline()  # (M, 2), a closed polygon
-    points = np.asarray(points, dtype=np.float64)
-    diff = points[:, None, :] - outline[None, :, :]  # (N, M, 2)
-    distance = np.sqrt((diff**2).sum(-1)).min(axis=1)  # (N,)
-    # Even-odd rule against the polygon edges (x0, y0) -> (x1, y1).
-    x0, y0 = outline[:, 0], outline[:, 1]
-    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
-    px, py = points[:, 0:1], points[:, 1:2]  # (N, 1)
-    straddles = (y0 > py) != (y1 > py)  # (N, M)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x_cross = x0 + (py - y0) * (x1 - x0) / (y1 - y0)  # (N, M)
-    inside = (straddles & (px < x_cross)).sum(axis=1) % 2 == 1
-    return np.where(inside, 0.0, distance)
-
-
 @functools.cache
 def _bin_centres_np() -> np.ndarray:
-    grid = full_grid()
-    keep = distance_to_gamut(grid) <= GAMUT_MARGIN + 1e-9
-    centres = grid[keep]
+    step = int(GRID_SIZE)
+    rows = [(a, b) for a, (first, last) in sorted(PUBLISHED_BINS.items()) for b in range(first, last + step, step)]
+    centres = np.asarray(rows, dtype=np.float64)  # (313, 2), a ascending, then b ascending
     centres.setflags(write=False)
     return centres
 
 
 def bin_centres_numpy() -> np.ndarray:
-    """The in-gamut bin centres in Lab units, a-major order, read-only float64 array (NUM_BINS, 2)."""
+    """The published bin centres in Lab units, a-major order, read-only float64 array (NUM_BINS, 2)."""
     return _bin_centres_np()
 
 
@@ -97,7 +85,7 @@ NUM_BINS = len(_bin_centres_np())  # 313
 
 
 def bin_centres(device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """The in-gamut bin centres as a tensor (NUM_BINS, 2) in Lab units."""
+    """The published bin centres as a tensor (NUM_BINS, 2) in Lab units."""
     return torch.tensor(_bin_centres_np(), dtype=dtype, device=device)
 
 

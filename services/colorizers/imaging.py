@@ -272,14 +272,21 @@ def chroma(img: Image.Image | np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(lab[..., 1:], dtype=np.float32)  # (H, W, 2)
 
 
-def to_model_input(rgb: Image.Image, size: int) -> Image.Image:
+def to_model_input(rgb: Image.Image, size: int, *, preprocess: str = "lab") -> Image.Image:
     """The grey image a model sees: ``size`` x ``size`` (plain resize, no letterbox), mode "L".
 
-    The grey of each pixel has the same CIE L as the (resized) colour pixel, so the model's input lightness is
-    the photo's lightness. Downscaling is bicubic with antialiasing (area-like).
+    ``preprocess="lab"`` (the project's models): the grey of each pixel has the same CIE L as the (resized) colour
+    pixel, so the model's input lightness is the photo's lightness; downscaling is bicubic with antialiasing
+    (area-like). ``preprocess="deoldify"`` (DeOldify's published weights): the photo is stretched to the square
+    with Pillow's bilinear filter, then turned into Pillow's Rec.601 luma grey ("LA"), as DeOldify's filter does.
     """
     if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
         raise ValueError(f"size must be a positive integer, got {size!r}")
+    if preprocess == "deoldify":
+        img = rgb if rgb.mode in ("RGB", "L") else rgb.convert("RGB")
+        return img.resize((size, size), Image.Resampling.BILINEAR).convert("LA").getchannel("L")
+    if preprocess != "lab":
+        raise ValueError(f"unknown preprocess {preprocess!r}: 'lab' or 'deoldify'")
     img = _as_rgb_or_gray(rgb)
     if img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
@@ -307,11 +314,25 @@ def _resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(resized)  # (height, width) float32
 
 
-def merge_chroma(original_rgb: Image.Image, colour_small: Image.Image) -> Image.Image:
-    """Colour result at the ORIGINAL size: the small result's ab upsampled (bilinear) + the original's own L.
+def merge_chroma(original_rgb: Image.Image, colour_small: Image.Image, *, merge: str = "lab") -> Image.Image:
+    """Colour result at the ORIGINAL size: the small result's chroma upsampled (bilinear) on the original's own
+    lightness.
 
-    Linear time in the number of pixels, float32 throughout; out-of-gamut colours are clipped per channel.
+    ``merge="lab"`` (the project's models): the result's CIE ab on the original's CIE L, float32 throughout,
+    out-of-gamut colours clipped per channel. ``merge="ycbcr"`` (DeOldify's published weights, as its filter
+    does): the result stretched to the original's size (Pillow bilinear, 8-bit), then the original's Y with the
+    result's Cb and Cr (Rec.601 YCbCr). Linear time in the number of pixels either way.
     """
+    if merge == "ycbcr":
+        original = original_rgb.convert("RGB")
+        colour = colour_small.convert("RGB")
+        if colour.size != original.size:
+            colour = colour.resize(original.size, Image.Resampling.BILINEAR)
+        y = original.convert("YCbCr").getchannel("Y")
+        _, cb, cr = colour.convert("YCbCr").split()
+        return Image.merge("YCbCr", (y, cb, cr)).convert("RGB")
+    if merge != "lab":
+        raise ValueError(f"unknown merge {merge!r}: 'lab' or 'ycbcr'")
     original = _as_rgb_or_gray(original_rgb)
     size = original.size  # (width, height)
     l_full = lightness(original)  # (H, W) float32

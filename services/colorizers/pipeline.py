@@ -18,6 +18,7 @@ from torch import nn
 
 from colorizers import imaging, weights
 from colorizers.color import lab_to_rgb
+from colorizers.conventions import ConventionError, Conventions
 from colorizers.registry import ModelSpec, create_model, get_spec
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,11 @@ class Colorizer:
         self.spec: ModelSpec = get_spec(model.model_id)
         self.name = name or model.model_id
         self.meta = meta or {}
+        # How the weights expect to be fed and decoded (imported "-x" weights: their authors' ways).
+        self.conventions = Conventions.of(self.meta)
+        self.conventions.apply(self.model)
+        if self.conventions.deoldify and not hasattr(self.model, "render"):
+            raise ConventionError(f"{self.name}: DeOldify's pipeline needs a DeOldify generator with render()")
 
     @classmethod
     def load(
@@ -146,7 +152,15 @@ class Colorizer:
 
     @property
     def working_size(self) -> int:
-        return weights.working_size(self.meta, self.spec)
+        return self.conventions.default_size(weights.working_size(self.meta, self.spec))
+
+    def model_size(self, size: int | None = None) -> int:
+        """The side of the square grey picture the model gets for a request's ``size`` (None: the working size)."""
+        return self.conventions.model_size(size, self.working_size)
+
+    def model_input(self, rgb: Image.Image, size: int | None = None) -> Image.Image:
+        """The grey picture the model gets, made the way its weights expect (see ``conventions``)."""
+        return imaging.to_model_input(rgb, self.model_size(size), preprocess=self.conventions.preprocess)
 
     def check_options(self, hints: Sequence[Hint] = (), seed: int | None = None, size: int | None = None) -> None:
         if hints and not self.spec.supports_hints:
@@ -167,6 +181,10 @@ class Colorizer:
             self.check_options(item.hints, item.seed)
             groups.setdefault((item.grey.size, item.seed), []).append(index)
         for (_, seed), indices in groups.items():
+            if self.conventions.deoldify:
+                for i, rgb in zip(indices, self._render([items[i].grey for i in indices]), strict=True):
+                    results[i] = rgb
+                continue
             lightness = [imaging.lightness(items[i].grey) for i in indices]
             l = torch.from_numpy(np.stack(lightness)[:, None]).to(self.device)  # (B, 1, H, W)
             hint_ab = hint_mask = None
@@ -185,6 +203,14 @@ class Colorizer:
                 results[i] = Image.fromarray(rgb, "RGB")
         return [r for r in results if r is not None]
 
+    def _render(self, greys: Sequence[Image.Image]) -> list[Image.Image]:
+        """DeOldify's own step: the grey picture as RGB in [0, 1], the generator's RGB truncated to 8 bits."""
+        planes = np.stack([np.asarray(g.convert("L"), dtype=np.float32) for g in greys]) / np.float32(255.0)
+        x = torch.from_numpy(planes)[:, None].expand(-1, 3, -1, -1).to(self.device)  # (B, 3, H, W)
+        rgb = self.model.render(x)  # (B, 3, H, W) in [0, 1]
+        rgb8 = (rgb.float() * 255.0).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()  # truncated, as DeOldify
+        return [Image.fromarray(np.ascontiguousarray(one), "RGB") for one in rgb8]
+
     def prepare(
         self, image: bytes, *, hints: str | None = None, seed: int | None = None, size: int | None = None
     ) -> WorkItem:
@@ -194,10 +220,11 @@ class Colorizer:
         if not image:
             raise RequestError("the request has no image")
         decoded = imaging.decode(image)
-        grey = imaging.to_model_input(decoded.rgb, size or self.working_size)
-        return WorkItem(grey, parsed, seed)
+        return WorkItem(self.model_input(decoded.rgb, size), parsed, seed)
 
-    def colorize_working(self, grey: Image.Image, *, hints: Sequence[Hint] = (), seed: int | None = None) -> Image.Image:
+    def colorize_working(
+        self, grey: Image.Image, *, hints: Sequence[Hint] = (), seed: int | None = None
+    ) -> Image.Image:
         return self.colorize_working_batch([WorkItem(grey, hints, seed)])[0]
 
     def colorize(
@@ -212,9 +239,8 @@ class Colorizer:
         self.check_options(hints, seed, size)
         decoded = imaging.decode(image) if isinstance(image, bytes) else None
         rgb = decoded.rgb if decoded else image.convert("RGB")
-        grey = imaging.to_model_input(rgb, size or self.working_size)
-        colour_small = self.colorize_working(grey, hints=hints, seed=seed)
-        result = imaging.merge_chroma(rgb, colour_small)
+        colour_small = self.colorize_working(self.model_input(rgb, size), hints=hints, seed=seed)
+        result = imaging.merge_chroma(rgb, colour_small, merge=self.conventions.merge)
         if decoded and decoded.alpha is not None:
             result.putalpha(decoded.alpha)
         return result

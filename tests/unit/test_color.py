@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from colorizers import color
 from skimage.color import lab2rgb, rgb2lab
+
+from colorizers import color
 
 EDGE_COLOURS = np.array(
     [

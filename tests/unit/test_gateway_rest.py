@@ -99,7 +99,12 @@ def test_several_files_one_model(client):
     [
         ([("empty.png", b"", "image/png")], {"model": "wallner-beta"}, 400, "empty_file"),
         ([("cut.png", to_bytes(make_photo())[:200], "image/png")], {"model": "wallner-beta"}, 400, "corrupt_image"),
-        ([("notes.jpg", b"hello, this is text" * 20, "image/jpeg")], {"model": "wallner-beta"}, 415, "unsupported_image"),
+        (
+            [("notes.jpg", b"hello, this is text" * 20, "image/jpeg")],
+            {"model": "wallner-beta"},
+            415,
+            "unsupported_image",
+        ),
         ([("big.png", b"\x89PNG" + bytes(300_000), "image/png")], {"model": "wallner-beta"}, 413, "too_large"),
         ([png_file(size=(1200, 1000))], {"model": "wallner-beta"}, 413, "image_too_large"),
         ([png_file(f"{i}.png") for i in range(6)], {"model": "wallner-beta"}, 400, "bad_request"),
@@ -174,7 +179,7 @@ class FlakyBackend(Backend):
     async def reachable(self) -> bool:
         return True
 
-    async def infer(self, model, grey, *, hints, seed, timeout):
+    async def infer(self, model, grey, *, hints, seed, timeout, size=None):
         if model == "coloria-cnn":
             raise ModelFailed("model coloria-cnn failed: boom")
         if model == "bigcolor":

@@ -9,6 +9,8 @@ import zlib
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from colorizers import color, imaging
 from colorizers.imaging import (
     CorruptImageError,
@@ -19,7 +21,6 @@ from colorizers.imaging import (
     decode,
     encode,
 )
-from PIL import Image
 
 W, H = 24, 16
 

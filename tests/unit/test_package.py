@@ -49,7 +49,10 @@ def test_package_of_a_model_without_weights_fails_clearly(tmp_path, capsys):
 
 def test_import_weights_command(tmp_path):
     checkpoint = tmp_path / "eccv16.pth"
-    torch.save(create_model("zhang-eccv16", "full").state_dict(), checkpoint)
+    model = create_model("zhang-eccv16", "full")
+    norms = [n for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    counters = {f"{n}.num_batches_tracked": torch.tensor(1) for n in norms}
+    torch.save({**model.state_dict(), **counters}, checkpoint)  # as the authors' code saves it
     weights_dir, store = tmp_path / "weights", tmp_path / "store"
     code = training_main(
         ["import-weights", str(checkpoint), "--family", "zhang-eccv16", "--weights-dir", str(weights_dir),
@@ -57,5 +60,6 @@ def test_import_weights_command(tmp_path):
     )
     assert code == 0
     meta = weights.read_sidecar("zhang-eccv16-x", weights_dir)
-    assert meta["provenance"] == "imported" and meta["dtype"] == "float16"
+    assert meta["provenance"] == "imported" and meta["dtype"] == "float32"
+    assert meta["conventions"] == {"temperature": 1.0}
     assert (store / "zhang-eccv16-x.mar").exists()

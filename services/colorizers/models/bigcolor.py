@@ -12,6 +12,7 @@ from torch.nn.utils import spectral_norm
 
 from colorizers.color import L_MAX, rgb_to_lab_t
 from colorizers.models.base import ColorizationModel
+from colorizers.models.pretrained import PretrainedColorizer, upsample_to
 from colorizers.registry import register_model
 
 PAPER = (
@@ -92,12 +93,17 @@ class GeneratorBlock(nn.Module):
     "generator, conditioned on a global embedding and noise z, turns into colour; a seed picks the colours.",
     variants={
         "tiny": {"enc_widths": (4, 8, 8, 16, 16), "gen_widths": (16, 8, 8, 4, 4), "embed_dim": 8},
-        "compact": {"enc_widths": (16, 32, 64, 128, 128), "gen_widths": (128, 96, 64, 32, 16), "embed_dim": 64},
+        "compact": {"backbone": "efficientnet-lite0", "gen_widths": (128, 96, 64), "embed_dim": 128},
     },
     working_size=256,
     supports_seed=True,
     paper=PAPER,
 )
+def bigcolor(backbone: str | None = None, **args) -> nn.Module:
+    """The compact variant is conditioned on the pretrained classifier; tiny trains its own encoder."""
+    return BigColorPretrained(backbone, **args) if backbone else BigColor(**args)
+
+
 class BigColor(ColorizationModel):
     """Encoder E + conditional generator G; native output RGB in [-1, 1] (tanh), as the paper's generator.
 
@@ -176,6 +182,67 @@ class BigColor(ColorizationModel):
         hint_mask: torch.Tensor | None = None,
         seed: int | None = None,
     ) -> torch.Tensor:
+        z = self.sample_z(1, DEFAULT_SEED if seed is None else seed)  # (1, z_dim), shared by the batch
+        rgb = (self.forward(l, z).float() + 1) / 2  # [-1, 1] -> [0, 1]
+        return rgb_to_lab_t(rgb.clamp(0, 1))[:, 1:]
+
+
+class BigColorPretrained(PretrainedColorizer):
+    """BigColor on a pretrained classifier: the encoder's 1/32 map feeds BigGAN up-blocks whose conditional
+    BatchNorm is driven by [class embedding, a chunk of z]; the class embedding is a learned projection of the
+    classifier's ImageNet class probabilities (BigColor's class condition, made soft). Each up-block also adds
+    the encoder's skip at its resolution (1/16, 1/8, 1/4: BigColor's spatial feature), then BN-ReLU-conv-tanh
+    gives RGB at 1/4, upsampled. ``forward(l, z)`` -> RGB in [-1, 1]; a seed picks z, so the colours.
+    """
+
+    def __init__(
+        self,
+        backbone: str,
+        gen_widths: Sequence[int] = (128, 96, 64),
+        embed_dim: int = 128,
+        z_dim: int = Z_DIM,
+        z_std: float = Z_STD,
+        **common: float,
+    ) -> None:
+        super().__init__(backbone, **common)
+        channels = self.encoder.channels
+        self.z_dim, self.z_std = z_dim, z_std
+        self.embed = nn.Linear(1000, embed_dim)
+        self.stem = nn.Conv2d(channels[32], gen_widths[0], 1)
+        self.z_chunks = [len(c) for c in torch.arange(z_dim).tensor_split(len(gen_widths))]
+        widths = [*gen_widths, gen_widths[-1]]
+        self.generator = nn.ModuleList(
+            GeneratorBlock(cin, cout, embed_dim + zc)
+            for (cin, cout), zc in zip(pairwise(widths), self.z_chunks, strict=True)
+        )
+        self.skips = nn.ModuleList(
+            nn.Conv2d(channels[s], cout, 1) for s, cout in zip((16, 8, 4), widths[1:], strict=True)
+        )
+        self.to_rgb = nn.Sequential(
+            nn.BatchNorm2d(widths[-1]), nn.ReLU(True), nn.Conv2d(widths[-1], 3, 3, padding=1), nn.Tanh()
+        )
+
+    def sample_z(self, batch: int = 1, seed: int | None = None) -> torch.Tensor:
+        """Noise (batch, z_dim) ~ N(0, z_std^2): from ``torch.Generator().manual_seed(seed)``, or the global RNG."""
+        gen = None if seed is None else torch.Generator().manual_seed(seed)
+        return torch.randn(batch, self.z_dim, generator=gen) * self.z_std
+
+    def forward(self, l: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """L (B, 1, H, W), multiples of 32, and z (B or 1, z_dim) -> RGB (B, 3, H, W) in [-1, 1]."""
+        features = self.encoder(l)
+        dtype = self.stem.weight.dtype
+        classes = self.embed(torch.softmax(features["logits"].to(dtype), dim=1))  # (B, embed_dim)
+        if z is None:
+            z = self.sample_z(l.shape[0])
+        z = z.to(device=l.device, dtype=dtype).expand(l.shape[0], -1)  # (B, z_dim)
+        x = self.stem(features[32])  # (B, g0, H/32, W/32)
+        for block, skip, stride, z_part in zip(
+            self.generator, self.skips, (16, 8, 4), z.split(self.z_chunks, 1), strict=True
+        ):
+            x = block(x, torch.cat([classes, z_part], dim=1)) + skip(features[stride])  # doubles the size
+        return upsample_to(self.to_rgb(x), l)  # (B, 3, H/4, W/4) -> (B, 3, H, W)
+
+    def native_ab(self, l, hint_ab, hint_mask, seed):
         z = self.sample_z(1, DEFAULT_SEED if seed is None else seed)  # (1, z_dim), shared by the batch
         rgb = (self.forward(l, z).float() + 1) / 2  # [-1, 1] -> [0, 1]
         return rgb_to_lab_t(rgb.clamp(0, 1))[:, 1:]

@@ -10,6 +10,7 @@ from torch import nn
 
 from colorizers.color import L_MAX, rgb_to_lab_t
 from colorizers.models.base import ColorizationModel
+from colorizers.models.pretrained import PretrainedColorizer
 from colorizers.registry import register_model
 
 FULL_WIDTHS = (128, 128, 256, 512, 512)
@@ -52,13 +53,18 @@ class Up(nn.Sequential):
     "transposed-conv ups with skip concatenation, a 2x2 conv to RGB; 160x160.",
     variants={
         "tiny": {"widths": (8, 8, 16, 32, 32)},
-        "compact": {"widths": (32, 32, 64, 128, 128)},
+        "compact": {"backbone": "efficientnet-lite0", "widths": (32, 32, 64, 128, 128)},
         "full": {"widths": FULL_WIDTHS},
     },
     working_size=160,
     paper='Student project "CNN" colouriser (after R. Zhang, P. Isola, A. A. Efros, "Colorful Image Colorization", '
     "ECCV 2016), trained with MAE and Adam (lr 1e-3)",
 )
+def coloria_cnn(backbone: str | None = None, **args) -> nn.Module:
+    """The compact variant's down path is the pretrained encoder; tiny and full learn their own."""
+    return ColoriaPretrained(backbone, **args) if backbone else ColoriaCNN(**args)
+
+
 class ColoriaCNN(ColorizationModel):
     """U-Net on L / 100: ``forward`` returns RGB in [0, 1] (sigmoid); ``predict_ab`` converts it to Lab ab.
 
@@ -111,4 +117,43 @@ class ColoriaCNN(ColorizationModel):
         hint_mask: torch.Tensor | None = None,
         seed: int | None = None,
     ) -> torch.Tensor:
+        return rgb_to_lab_t(self.forward(l).float())[:, 1:]
+
+
+class ColoriaPretrained(PretrainedColorizer):
+    """The student project's U-Net with the pretrained encoder as its five-level down path: transposed-conv ups
+    concatenated with the encoder's 1/16, 1/8, 1/4 maps (each first squeezed to ``widths`` by a 1x1 conv), then
+    to 1/2 and full size, the input concatenated, a 2x2 conv to RGB, sigmoid. Trained with MAE on RGB."""
+
+    def __init__(
+        self,
+        backbone: str,
+        widths: Sequence[int] = (32, 32, 64, 128, 128),
+        negative_slope: float = 0.3,
+        **common: float,
+    ) -> None:
+        super().__init__(backbone, **common)
+        if len(widths) != 5:
+            raise ValueError("widths needs 5 entries")
+        w, ch = tuple(widths), self.encoder.channels
+        self.squeeze = nn.ModuleDict({str(s): nn.Conv2d(ch[s], w[i], 1) for i, s in ((4, 32), (3, 16), (2, 8), (1, 4))})
+        self.up1 = Up(w[4], w[3], negative_slope)
+        self.up2 = Up(2 * w[3], w[2], negative_slope)
+        self.up3 = Up(2 * w[2], w[1], negative_slope)
+        self.up4 = Up(2 * w[1], w[0], negative_slope)
+        self.up5 = Up(w[0], 3, negative_slope)
+        self.out = nn.Conv2d(3 + 1, 3, 2)
+
+    def forward(self, l: torch.Tensor) -> torch.Tensor:
+        """L (B, 1, H, W), multiples of 32 -> RGB (B, 3, H, W) in [0, 1]."""
+        f = {k: v for k, v in self.encoder(l).items() if isinstance(k, int)}
+        s = {stride: self.squeeze[str(stride)](f[stride].to(self.out.weight.dtype)) for stride in f}
+        u = torch.cat([self.up1(s[32]), s[16]], dim=1)  # (B, 2 * w3, H/16, W/16)
+        u = torch.cat([self.up2(u), s[8]], dim=1)  # (B, 2 * w2, H/8, W/8)
+        u = torch.cat([self.up3(u), s[4]], dim=1)  # (B, 2 * w1, H/4, W/4)
+        u = self.up5(self.up4(u))  # (B, 3, H, W)
+        u = torch.cat([u, l.to(u.dtype) / L_MAX], dim=1)  # (B, 3 + 1, H, W)
+        return torch.sigmoid(self.out(F.pad(u, (0, 1, 0, 1))))  # 2x2 'same': pad right/bottom by one
+
+    def native_ab(self, l, hint_ab, hint_mask, seed):
         return rgb_to_lab_t(self.forward(l).float())[:, 1:]

@@ -12,6 +12,7 @@ from torch.nn.utils import spectral_norm
 
 from colorizers.color import IMAGENET_MEAN, IMAGENET_STD, l_to_gray_rgb_t, rgb_to_lab_t
 from colorizers.models.base import ColorizationModel
+from colorizers.models.pretrained import PretrainedColorizer
 from colorizers.models.resnet import RESNET_DEPTHS, STANDARD_WIDTHS, ResNetEncoder
 from colorizers.registry import register_model
 
@@ -325,15 +326,7 @@ _STABLE_FULL = {
     description=_DESCRIPTION.format(name="stable", encoder="ResNet-101", decoder="wide", nf_factor=2),
     variants=_variants(
         full=_STABLE_FULL,
-        compact={
-            "block": "bottleneck",
-            "depths": [2, 2, 3, 2],
-            "widths": [16, 32, 48, 48],
-            "stem_width": 16,
-            "decoder": "wide",
-            "nf_factor": 2,
-            "decoder_width": 56,
-        },
+        compact={"backbone": "efficientnet-lite2", "decoder": "wide", "nf_factor": 2, "decoder_width": 64},
         tiny={
             "block": "bottleneck",
             "depths": [1, 1, 1, 1],
@@ -354,14 +347,7 @@ _STABLE_FULL = {
     description=_DESCRIPTION.format(name="artistic", encoder="ResNet-34", decoder="deep", nf_factor=1.5),
     variants=_variants(
         full=_ARTISTIC_FULL,
-        compact={
-            "block": "basic",
-            "depths": [2, 2, 2, 2],
-            "widths": [16, 32, 64, 128],
-            "stem_width": 16,
-            "decoder": "deep",
-            "nf_factor": 1.0,
-        },
+        compact={"backbone": "efficientnet-lite0", "decoder": "deep", "nf_factor": 0.75},
         tiny={
             "block": "basic",
             "depths": [1, 1, 1, 1],
@@ -375,6 +361,11 @@ _STABLE_FULL = {
     paper=_PAPER,
     published_checkpoint="ColorizeArtistic_gen.pth",
 )
+def deoldify(backbone: str | None = None, **args) -> nn.Module:
+    """The compact variants stand on a pretrained EfficientNet-Lite; tiny and full on their ResNet."""
+    return DeOldifyPretrained(backbone, **args) if backbone else DeOldify(**args)
+
+
 class DeOldify(ColorizationModel):
     """DeOldify's dynamic U-Net generator; ``state_dict`` keys follow the published fastai ``SequentialEx``.
 
@@ -475,6 +466,76 @@ class DeOldify(ColorizationModel):
         y = self(x.to(dtype))[..., :h, :w].float()  # (B, 3, H, W)
         rgb = imagenet_denormalize(y).clamp(0.0, 1.0)
         return rgb_to_lab_t(rgb)[:, 1:]  # (B, 2, H, W)
+
+    def render(self, grey_rgb: torch.Tensor) -> torch.Tensor:
+        """DeOldify's own inference step: RGB (B, 3, H, W) in [0, 1] -> RGB (B, 3, H, W) in [0, 1].
+
+        The input is the grey picture as DeOldify makes it (Rec.601 luma replicated to RGB) at the render size,
+        fed unpadded (odd intermediate sizes are matched inside, as fastai's U-Net does); the output is
+        ImageNet-denormalised and clipped, as DeOldify's filter reads it before its 8-bit conversion.
+        """
+        dtype = next(self.parameters()).dtype
+        y = self(imagenet_normalize(grey_rgb.float()).to(dtype)).float()  # (B, 3, H, W)
+        return imagenet_denormalize(y).clamp(0.0, 1.0)
+
+
+class DeOldifyPretrained(PretrainedColorizer):
+    """DeOldify's U-Net generator on a pretrained EfficientNet-Lite encoder (ImageNet knowledge, as DeOldify's
+    ResNets): two middle convs on the 1/32 map (C -> C, where DeOldify widens to 2C), U-Net blocks with the 1/16, 1/8 and 1/4 skips (self-attention in
+    the 1/8 block), two final pixel-shuffle upsamplings, the input concatenated, a residual block and a 1x1 conv
+    to ImageNet-normalised RGB through sigmoid into ``y_range``; spectral norm on every decoder conv.
+    """
+
+    def __init__(
+        self,
+        backbone: str,
+        *,
+        decoder: str = "deep",
+        nf_factor: float = 1.0,
+        decoder_width: int = 64,
+        y_range: Sequence[float] = Y_RANGE,
+        **common: float,
+    ) -> None:
+        super().__init__(backbone, **common)
+        if decoder not in ("deep", "wide"):
+            raise ValueError(f"decoder must be 'deep' or 'wide', got {decoder!r}")
+        channels = self.encoder.channels
+        ch = channels[32]
+        self.middle = nn.Sequential(conv_block(ch, ch, batchnorm=True), conv_block(ch, ch, batchnorm=True))
+        blocks: list[nn.Module] = []
+        for stride in (16, 8, 4):
+            attn = stride == 8
+            block: UnetBlockDeep | UnetBlockWide
+            if decoder == "deep":
+                block = UnetBlockDeep(
+                    ch, channels[stride], final=False, nf_factor=nf_factor, self_attention=attn, blur=True
+                )
+            else:
+                block = UnetBlockWide(
+                    ch, channels[stride], int(decoder_width * nf_factor), self_attention=attn, blur=True
+                )
+            blocks.append(block)
+            ch = block.out_channels
+        self.blocks = nn.ModuleList(blocks)
+        self.up = nn.Sequential(PixelShuffleUp(ch, ch // 2), PixelShuffleUp(ch // 2, weight_norm=True))
+        self.cross = DenseCross()
+        self.res = ResBlock(ch // 2 + 3)
+        self.head = nn.Sequential(conv_block(ch // 2 + 3, 3, 1, activation=False), SigmoidRange(*y_range))
+        settle_spectral_norms_(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """ImageNet-normalised grey RGB (B, 3, H, W), multiples of 32 -> ImageNet-normalised RGB (B, 3, H, W)."""
+        l = rgb_to_lab_t(imagenet_denormalize(x.float()).clamp(0.0, 1.0))[:, :1]  # (B, 1, H, W)
+        features = self.encoder(l)
+        h = self.middle(features[32])  # (B, C, H/32, W/32)
+        for block, stride in zip(self.blocks, (16, 8, 4), strict=True):
+            h = block(h, features[stride])  # 1/16, 1/8, 1/4
+        h = self.cross(self.up(h), x.to(h.dtype))  # (B, C / 2 + 3, H, W)
+        return self.head(self.res(h))
+
+    def native_ab(self, l, hint_ab, hint_mask, seed):
+        y = self(imagenet_normalize(l_to_gray_rgb_t(l.float())))  # (B, 3, H, W)
+        return rgb_to_lab_t(imagenet_denormalize(y.float()).clamp(0.0, 1.0))[:, 1:]
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from torch import nn
 
 from colorizers.color import L_MAX, denormalize_ab, l_to_gray_rgb_t
 from colorizers.models.base import ColorizationModel
+from colorizers.models.pretrained import PretrainedColorizer, upsample_to
 from colorizers.registry import register_model
 
 TUTORIAL = 'Emil Wallner, "Coloring B&W portraits with neural networks" (FloydHub blog, 2017)'
@@ -103,10 +104,19 @@ class WallnerAlpha(_WallnerBase):
     family="wallner",
     description="The tutorial's beta: strided-conv encoder (64..512 channels at full width), upsampling decoder, "
     "tanh ab/128.",
-    variants={"tiny": {"width": 6}, "compact": {"width": 32}, "full": {"width": 64}},
+    variants={
+        "tiny": {"width": 6},
+        "compact": {"backbone": "efficientnet-lite0", "width": 64},
+        "full": {"width": 64},
+    },
     working_size=256,
     paper=TUTORIAL,
 )
+def wallner_beta(backbone: str | None = None, **args) -> nn.Module:
+    """The compact variant stands on the pretrained encoder; tiny and full are the tutorial's own encoder."""
+    return WallnerBetaPretrained(backbone, **args) if backbone else WallnerBeta(**args)
+
+
 class WallnerBeta(_WallnerBase):
     """Beta: eleven ReLU 3x3 convolutions (w, w/2, 2w, 2w/2, 4w, 4w/2, 8w, 4w, 2w | up, w | up, w/2), tanh, up.
 
@@ -166,12 +176,17 @@ class CompactEmbedding(nn.Module):
     "and fused by a 1x1 conv, upsampling decoder, tanh ab/128.",
     variants={
         "tiny": {"width": 4, "embed_dim": 16, "embed_size": 32, "embed_width": 4},
-        "compact": {"width": 32, "embed_dim": 256, "embed_size": 128, "embed_width": 16},
+        "compact": {"backbone": "efficientnet-lite0", "width": 64, "fusion": 256},
         "full": {"width": 64, "embed_dim": 1000, "embed_size": 299, "embed_width": 32},
     },
     working_size=256,
     paper=f"{TUTORIAL}; {KOALARIZATION}",
 )
+def wallner_full(backbone: str | None = None, **args) -> nn.Module:
+    """The compact variant fuses the pretrained classifier's embedding; tiny and full build their own."""
+    return WallnerFullPretrained(backbone, **args) if backbone else WallnerFull(**args)
+
+
 class WallnerFull(_WallnerBase):
     """Encoder + fusion + decoder, with a pluggable global embedding network.
 
@@ -269,3 +284,66 @@ class WallnerFull(_WallnerBase):
         tiled = embedding.to(dtype)[:, :, None, None].expand(-1, -1, *feat.shape[-2:])  # (B, D) -> (B, D, H/8, W/8)
         fused = self.fusion(torch.cat([feat, tiled], dim=1))  # (B, 4w + D, H/8, W/8) -> (B, 4w, H/8, W/8)
         return self.decoder(fused)[..., :h, :w]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Compact variants on the pretrained EfficientNet-Lite encoder
+# --------------------------------------------------------------------------------------------------------------
+
+
+class WallnerBetaPretrained(PretrainedColorizer):
+    """Beta's upsampling decoder (no skip connections, ReLU 3x3 convs, tanh ab/128) on the encoder's 1/16 map."""
+
+    def __init__(self, backbone: str, width: int = 64, **common: float) -> None:
+        super().__init__(backbone, **common)
+        w = width
+        self.decoder = nn.Sequential(
+            _conv(self.encoder.channels[16], 4 * w),
+            _up(),
+            _conv(4 * w, 2 * w),
+            _up(),
+            _conv(2 * w, w),
+            _up(),
+            _conv(w, w // 2),
+            nn.Conv2d(w // 2, 2, 3, padding=1),
+            nn.Tanh(),
+        )
+
+    def forward(self, l: torch.Tensor) -> torch.Tensor:
+        """L (B, 1, H, W), H and W multiples of 32 -> ab / 128 (B, 2, H, W)."""
+        features = self.encoder(l)
+        return upsample_to(self.decoder(features[16]), l)  # (B, 2, H/2, W/2) -> (B, 2, H, W)
+
+    def native_ab(self, l, hint_ab, hint_mask, seed):
+        return denormalize_ab(self(l).float(), AB_SCALE)
+
+
+class WallnerFullPretrained(PretrainedColorizer):
+    """Deep Koalarization on a pretrained classifier: mid-level features at 1/8, the classifier's pooled
+    1280-d embedding tiled over them and fused by a 1x1 conv, then the upsampling decoder, tanh ab/128."""
+
+    def __init__(self, backbone: str, width: int = 64, fusion: int = 256, **common: float) -> None:
+        super().__init__(backbone, **common)
+        w = width
+        self.mid = nn.Sequential(_conv(self.encoder.channels[8], fusion), _conv(fusion, fusion))
+        self.fusion = nn.Sequential(nn.Conv2d(fusion + 1280, fusion, 1), nn.ReLU(inplace=True))
+        self.decoder = nn.Sequential(
+            _conv(fusion, 2 * w),
+            _up(),
+            _conv(2 * w, w),
+            _up(),
+            _conv(w, w // 2),
+            nn.Conv2d(w // 2, 2, 3, padding=1),
+            nn.Tanh(),
+        )
+
+    def forward(self, l: torch.Tensor) -> torch.Tensor:
+        """L (B, 1, H, W), H and W multiples of 32 -> ab / 128 (B, 2, H, W)."""
+        features = self.encoder(l)
+        mid = self.mid(features[8])  # (B, F, H/8, W/8)
+        tiled = features["embedding"][:, :, None, None].expand(-1, -1, *mid.shape[-2:])  # (B, 1280, H/8, W/8)
+        fused = self.fusion(torch.cat([mid, tiled], dim=1))  # (B, F, H/8, W/8)
+        return upsample_to(self.decoder(fused), l)  # (B, 2, H/2, W/2) -> (B, 2, H, W)
+
+    def native_ab(self, l, hint_ab, hint_mask, seed):
+        return denormalize_ab(self(l).float(), AB_SCALE)

@@ -13,7 +13,8 @@ transposed-conv upsampling plus conv shortcuts from blocks 3, 2, 1) and a 1x1 co
 A 1x1 classification branch on the 1/4-resolution decoder features predicts a distribution over the
 full 23x23 ab grid (529 classes).
 
-Input normalisation of both: (L - 50) / 100, ab / 110, mask - 0.5.
+Input normalisation of both: (L - 50) / 100, ab / 110, mask - 0.5 (``hint_mask_offset``; the authors' released
+siggraph17 weights read the mask as given, offset 0, which their imported sidecar records).
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorizers import ab_gamut
-from colorizers.color import denormalize_ab, normalize_ab, normalize_l
+from colorizers.color import AB_MAX, denormalize_ab, normalize_ab, normalize_l
 from colorizers.models.base import ColorizationModel
+from colorizers.models.pretrained import PretrainedColorizer, conv_bn_relu, upsample_to
 from colorizers.registry import register_model
 
-MASK_CENT = 0.5  # the hint mask enters the network as mask - 0.5
+MASK_CENT = 0.5  # the hint mask enters the network as mask - 0.5 (the project's convention)
 
 ENCODER_WIDTHS = (64, 128, 256, 512, 512, 512, 512)
 ENCODER_DEPTHS = (2, 2, 3, 3, 3, 3, 3)
@@ -96,10 +98,7 @@ def _pad_to_multiple(x: torch.Tensor, multiple: int, mode: str) -> torch.Tensor:
             "widths": [4, 8, 8, 16, 16, 16, 16, 8],
             "depths": [1, 1, 1, 1, 1, 1, 1, 1],
         },
-        "compact": {
-            "widths": [16, 32, 64, 128, 128, 128, 128, 64],
-            "depths": [1, 1, 2, 2, 2, 2, 2, 2],
-        },
+        "compact": {"backbone": "efficientnet-lite0", "width": 128},
         "full": {
             "widths": [64, 128, 256, 512, 512, 512, 512, 256],
             "depths": [2, 2, 3, 3, 3, 3, 3, 3],
@@ -109,11 +108,18 @@ def _pad_to_multiple(x: torch.Tensor, multiple: int, mode: str) -> torch.Tensor:
     paper="Zhang, Isola, Efros. Colorful Image Colorization. ECCV 2016. arXiv:1603.08511",
     published_checkpoint="colorization_release_v2-9b330a0b.pth (the authors' PyTorch release of the Caffe model)",
 )
+def zhang_eccv16(backbone: str | None = None, **args) -> nn.Module:
+    """The compact variant classifies from the pretrained encoder's features; tiny and full are the VGG net."""
+    return ECCV16Pretrained(backbone, **args) if backbone else ZhangECCV16(**args)
+
+
 class ZhangECCV16(ColorizationModel):
     """Classification colouriser: ``forward`` gives logits over the 313 ab bins at 1/4 resolution.
 
     ``widths``/``depths`` give the output channels / 3x3 convs of model1..model8 (model8 counts its
-    transposed conv). ``temperature`` is the annealed-mean T used by ``predict_ab``. Training compares the
+    transposed conv). ``temperature`` is the annealed-mean T used by ``predict_ab``: 0.38 for weights trained
+    here; the authors' released weights have the Caffe model's logit scale 2.606 (= 1 / 0.38) folded into
+    model8's last conv, so they are decoded once with T = 1 (their sidecar says so). Training compares the
     logits with ``ab_gamut.soft_encode`` of the ground truth resized to the logits' size (1/4), weighted by
     ``ab_gamut.rebalancing_weights`` (``ab_gamut.rebalanced_cross_entropy``).
     """
@@ -186,12 +192,7 @@ class ZhangECCV16(ColorizationModel):
             "decoder_widths": [8, 8, 8],
             "decoder_depths": [1, 1, 1],
         },
-        "compact": {
-            "widths": [16, 32, 64, 128, 128, 128, 128],
-            "depths": [1, 1, 2, 2, 2, 2, 2],
-            "decoder_widths": [64, 32, 16],
-            "decoder_depths": [1, 1, 1],
-        },
+        "compact": {"backbone": "efficientnet-lite0", "width": 96},
         "full": {
             "widths": [64, 128, 256, 512, 512, 512, 512],
             "depths": [2, 2, 3, 3, 3, 3, 3],
@@ -207,11 +208,18 @@ class ZhangECCV16(ColorizationModel):
     ),
     published_checkpoint="siggraph17-df00044c.pth (the authors' PyTorch release)",
 )
+def zhang_siggraph17(backbone: str | None = None, **args) -> nn.Module:
+    """The compact variant decodes the pretrained encoder's features with the hints; tiny and full are Zhang's."""
+    return SIGGRAPH17Pretrained(backbone, **args) if backbone else ZhangSIGGRAPH17(**args)
+
+
 class ZhangSIGGRAPH17(ColorizationModel):
     """Hint-guided U-Net: ``forward(l, hint_ab, hint_mask)`` gives ab (B, 2, H, W) in Lab units.
 
     ``widths``/``depths``/``dilations`` describe encoder blocks model1..model7; ``decoder_widths`` and
-    ``decoder_depths`` the decoder blocks model8..model10 (3x3 convs after the skip sum).
+    ``decoder_depths`` the decoder blocks model8..model10 (3x3 convs after the skip sum). The hint mask enters
+    the network as ``mask - hint_mask_offset``: 0.5 as the project trains (the authors' training code), 0 for
+    the authors' released weights.
     """
 
     model1: nn.Sequential  # built in a loop, declared for type checkers
@@ -226,8 +234,10 @@ class ZhangSIGGRAPH17(ColorizationModel):
         decoder_widths: Sequence[int] = (256, 128, 128),
         decoder_depths: Sequence[int] = (2, 1, 1),
         num_classes: int = ab_gamut.FULL_GRID_BINS,
+        hint_mask_offset: float = MASK_CENT,
     ) -> None:
         super().__init__()
+        self.hint_mask_offset = float(hint_mask_offset)
         _check_lengths(
             widths=(widths, 7),
             depths=(depths, 7),
@@ -277,7 +287,7 @@ class ZhangSIGGRAPH17(ColorizationModel):
         hints = torch.cat([normalize_ab(hint_ab * hint_mask), hint_mask], dim=1)  # (B, 3, H, W), no ab without a hint
         lightness = _pad_to_multiple(normalize_l(l), 8, "replicate")  # (B, 1, H8, W8)
         hints = _pad_to_multiple(hints, 8, "constant")  # (B, 3, H8, W8), no hints in the padding
-        x = torch.cat([lightness, hints[:, :2], hints[:, 2:] - MASK_CENT], dim=1)  # (B, 4, H8, W8)
+        x = torch.cat([lightness, hints[:, :2], hints[:, 2:] - self.hint_mask_offset], dim=1)  # (B, 4, H8, W8)
 
         conv1 = self.model1(x)  # (B, c1, H8, W8)
         conv2 = self.model2(conv1[:, :, ::2, ::2])  # (B, c2, H8/2, W8/2)
@@ -307,4 +317,90 @@ class ZhangSIGGRAPH17(ColorizationModel):
         seed: int | None = None,
     ) -> torch.Tensor:
         """ab for ``l``; without hints (or with an all-zero mask) this is automatic colourisation."""
+        return self(l, hint_ab, hint_mask)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Compact variants on the pretrained EfficientNet-Lite encoder
+# --------------------------------------------------------------------------------------------------------------
+
+
+class TopDownFusion(nn.Module):
+    """Feature-pyramid fusion of the encoder maps: each projected to ``width`` and summed at 1/4 resolution."""
+
+    def __init__(self, channels: dict[int, int], width: int) -> None:
+        super().__init__()
+        self.strides = sorted(channels)  # 4, 8, 16, 32
+        self.project = nn.ModuleDict({str(s): nn.Conv2d(channels[s], width, 1) for s in self.strides})
+
+    def forward(self, features: dict) -> torch.Tensor:
+        finest = features[self.strides[0]]
+        out = 0
+        for stride in self.strides:
+            out = out + upsample_to(self.project[str(stride)](features[stride]), finest)  # (B, width, H/4, W/4)
+        return out
+
+
+class ECCV16Pretrained(PretrainedColorizer):
+    """Zhang 2016's head on pretrained features: dilated 3x3 convs over the fused pyramid at 1/4 resolution,
+    logits over the 313 in-gamut ab bins, trained with rebalanced cross-entropy and decoded by annealed mean."""
+
+    def __init__(
+        self, backbone: str, width: int = 128, temperature: float = ab_gamut.ANNEAL_TEMPERATURE, **common: float
+    ) -> None:
+        super().__init__(backbone, **common)
+        self.temperature = float(temperature)
+        self.fuse = TopDownFusion(self.encoder.channels, width)
+        self.head = nn.Sequential(
+            nn.ReLU(inplace=True),
+            conv_bn_relu(width, width, dilation=1),
+            conv_bn_relu(width, width, dilation=2),
+            conv_bn_relu(width, width, dilation=4),
+            nn.Conv2d(width, ab_gamut.NUM_BINS, 1),
+        )
+        self.register_buffer("centres", ab_gamut.bin_centres(), persistent=False)  # (313, 2) Lab units
+
+    def forward(self, l: torch.Tensor) -> torch.Tensor:
+        """L (B, 1, H, W), H and W multiples of 32 -> bin logits (B, 313, H/4, W/4)."""
+        return self.head(self.fuse(self.encoder(l)))
+
+    def native_ab(self, l, hint_ab, hint_mask, seed):
+        ab = ab_gamut.annealed_mean(self(l), self.centres, self.temperature)  # (B, 2, H/4, W/4)
+        return upsample_to(ab, l)
+
+
+class SIGGRAPH17Pretrained(PretrainedColorizer):
+    """Zhang 2017's user-guided regression on pretrained features: the hint points (ab / 110 and their mask,
+    with L) enter through their own conv branch at 1/4 resolution and again at full resolution, so a hint
+    steers its region; tanh x 110 gives ab. Trained with Huber on ab and randomly simulated hints."""
+
+    def __init__(self, backbone: str, width: int = 96, **common: float) -> None:
+        super().__init__(backbone, **common)
+        self.fuse = TopDownFusion(self.encoder.channels, width)
+        self.hints_quarter = nn.Sequential(
+            nn.Conv2d(4, width // 2, 3, stride=2, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width // 2, width, 3, stride=2, padding=1),
+        )
+        self.decoder = nn.Sequential(
+            nn.ReLU(inplace=True),
+            conv_bn_relu(2 * width, width),
+            conv_bn_relu(width, width, dilation=2),
+            nn.Conv2d(width, 2, 1),
+        )
+        self.refine = nn.Sequential(conv_bn_relu(6, 32), nn.Conv2d(32, 2, 3, padding=1), nn.Tanh())
+
+    def forward(
+        self, l: torch.Tensor, hint_ab: torch.Tensor | None = None, hint_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """L, hint ab (Lab units) and mask in {0, 1} (B, 1|2|1, H, W), multiples of 32 -> ab (B, 2, H, W)."""
+        if hint_ab is None or hint_mask is None:
+            hint_ab, hint_mask = torch.zeros_like(l).expand(-1, 2, -1, -1), torch.zeros_like(l)
+        hints = torch.cat([normalize_l(l), hint_ab / AB_MAX, hint_mask], dim=1)  # (B, 4, H, W)
+        quarter = self.hints_quarter(hints)  # (B, width, H/4, W/4)
+        coarse = self.decoder(torch.cat([self.fuse(self.encoder(l)), quarter], dim=1))  # (B, 2, H/4, W/4)
+        fine = torch.cat([upsample_to(coarse, l), hints], dim=1)  # (B, 6, H, W)
+        return self.refine(fine) * AB_MAX
+
+    def native_ab(self, l, hint_ab, hint_mask, seed):
         return self(l, hint_ab, hint_mask)

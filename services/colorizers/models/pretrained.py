@@ -1,0 +1,155 @@
+"""What every compact model on the frozen ImageNet encoder shares: the encoder, padding and calibrated chroma."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from colorizers.backbone import EfficientNetLite, grey_input, pretrained_state
+from colorizers.models.base import ColorizationModel
+
+ENCODER_PREFIX = "encoder.net."
+PAD_MULTIPLE = 32  # the encoder's total stride: every feature map then lines up with its neighbours
+
+
+class FrozenEncoder(nn.Module):
+    """EfficientNet-Lite features of the grey photo; never trained, always in eval mode, no gradients."""
+
+    def __init__(self, backbone: str) -> None:
+        super().__init__()
+        self.net = EfficientNetLite(backbone)
+        self.net.requires_grad_(False)
+        self.train(False)  # ImageNet BatchNorm statistics, from the start
+        self.channels = self.net.feature_channels  # {4: c4, 8: c8, 16: c16, 32: c32}
+        self.provided: dict[int | str, torch.Tensor] | None = None  # precomputed features (training cache)
+        self.dropout = 0.0  # share of feature channels dropped while the model around it trains
+        self.dropping = False
+
+    def train(self, mode: bool = True) -> FrozenEncoder:
+        super().train(False)  # ImageNet BatchNorm statistics stay as published
+        return self
+
+    @torch.no_grad()
+    def forward(self, l: torch.Tensor) -> dict[int | str, torch.Tensor]:
+        """L (B, 1, H, W), H and W multiples of 32 -> {4, 8, 16, 32: maps, "embedding": (B, 1280), "logits"}."""
+        if self.provided is not None:
+            features = dict(self.provided)
+        else:
+            dtype = self.net._conv_stem.weight.dtype
+            features = self.net.features(grey_input(l).to(dtype))
+            features["logits"] = self.net._fc(features["embedding"])  # (B, 1000) ImageNet classes
+        if self.dropping and self.dropout > 0:  # regularises the head: no single feature channel decides a colour
+            for key, value in features.items():
+                if isinstance(key, int):
+                    features[key] = F.dropout2d(value, self.dropout, training=True)
+        return features
+
+
+class PretrainedColorizer(ColorizationModel):
+    """Base of the compact models: ``self.encoder`` plus a family head; subclasses implement ``native_ab``.
+
+    The decoding knows when the model is unsure. Where the training photos disagree, a model's prediction is
+    an average of conflicting colours and so has little chroma: predicted chroma below ``chroma_floor`` is read
+    as "not sure" and dropped to grey, stronger chroma is kept less that floor (a soft threshold); the result
+    is scaled by ``chroma_gain``. Both are fitted on photos from source packages training never saw
+    (``python -m training calibrate``), so a model falls back towards grey on unfamiliar photos instead of
+    painting its training photos' colours over them. Pictures with user hints keep their full chroma.
+    """
+
+    def __init__(
+        self, backbone: str, chroma_gain: float = 1.0, chroma_floor: float = 0.0, feature_dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.encoder = FrozenEncoder(backbone)
+        self.encoder.dropout = feature_dropout
+        self.chroma_gain = chroma_gain
+        self.chroma_floor = chroma_floor
+
+    def train(self, mode: bool = True) -> PretrainedColorizer:
+        super().train(mode)
+        self.encoder.dropping = mode
+        return self
+
+    def native_ab(
+        self, l: torch.Tensor, hint_ab: torch.Tensor | None, hint_mask: torch.Tensor | None, seed: int | None
+    ) -> torch.Tensor:
+        """L (B, 1, H, W), H and W multiples of 32 -> ab (B, 2, H, W) in Lab units, before the decoding."""
+        raise NotImplementedError
+
+    def predict_ab(
+        self,
+        l: torch.Tensor,
+        *,
+        hint_ab: torch.Tensor | None = None,
+        hint_mask: torch.Tensor | None = None,
+        seed: int | None = None,
+    ) -> torch.Tensor:
+        h, w = l.shape[-2:]
+        l, hint_ab, hint_mask = (pad_to_multiple(t) if t is not None else None for t in (l, hint_ab, hint_mask))
+        ab = self.native_ab(l, hint_ab, hint_mask, seed)[..., :h, :w].float()  # (B, 2, H, W)
+        confident = confident_chroma(ab, self.chroma_floor, self.chroma_gain)
+        if hint_mask is None:
+            return confident
+        hinted = hint_mask.flatten(1).amax(dim=1).view(-1, 1, 1, 1) > 0  # (B, 1, 1, 1)
+        return torch.where(hinted, ab, confident)
+
+
+def confident_chroma(ab: torch.Tensor, floor: float, gain: float) -> torch.Tensor:
+    """ab (B, 2, H, W) with its chroma soft-thresholded at ``floor`` and scaled by ``gain``."""
+    if floor <= 0:
+        return ab * gain
+    chroma = torch.linalg.vector_norm(ab, dim=1, keepdim=True)  # (B, 1, H, W)
+    return ab * (gain * (chroma - floor).clamp_min(0) / chroma.clamp_min(1e-6))
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = PAD_MULTIPLE) -> torch.Tensor:
+    """Replicate-pad the bottom/right edges so H and W are multiples of ``multiple``."""
+    pad_h, pad_w = -x.shape[-2] % multiple, -x.shape[-1] % multiple
+    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+
+
+def upsample_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Bilinear resize of ``x`` to the height and width of ``like``."""
+    if x.shape[-2:] == like.shape[-2:]:
+        return x
+    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def conv_bn_relu(cin: int, cout: int, kernel: int = 3, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, padding=dilation * (kernel // 2), dilation=dilation, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+@contextlib.contextmanager
+def provided_features(model: nn.Module, features: dict[int | str, torch.Tensor] | None) -> Iterator[None]:
+    """Within the block, the model's encoder returns ``features`` (cached for the batch) instead of computing them."""
+    encoder = getattr(model, "encoder", None)
+    if features is None or not isinstance(encoder, FrozenEncoder):
+        yield
+        return
+    encoder.provided = features
+    try:
+        yield
+    finally:
+        encoder.provided = None
+
+
+def load_encoder_weights(model: nn.Module) -> bool:
+    """Put the published ImageNet weights into every FrozenEncoder of ``model``; False when it has none."""
+    encoders = [m for m in model.modules() if isinstance(m, FrozenEncoder)]
+    for encoder in encoders:
+        encoder.net.load_state_dict(pretrained_state(encoder.net.name), strict=True)
+    return bool(encoders)
+
+
+def backbone_of(model: nn.Module) -> str | None:
+    """The backbone name of a model built on a FrozenEncoder, else None."""
+    encoder = getattr(model, "encoder", None)
+    return encoder.net.name if isinstance(encoder, FrozenEncoder) else None

@@ -1,0 +1,136 @@
+"""The pretrained EfficientNet-Lite backbone and the compact models that stand on it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from skimage import data
+
+from colorizers import backbone, create_model, list_models, weights
+from colorizers.color import rgb_to_lab_t
+from colorizers.models.pretrained import FrozenEncoder, PretrainedColorizer, load_encoder_weights, provided_features
+from training import features
+
+COMPACT_ON_ENCODER = [s.id for s in list_models(served_only=True) if "backbone" in s.variants["compact"]]
+MAX_WEIGHTS_BYTES = 8_000_000  # each shipped model, float16, without its backbone
+
+
+def grey_224(image: np.ndarray) -> torch.Tensor:
+    rgb = torch.from_numpy(image).permute(2, 0, 1).float()[None] / 255  # (1, 3, H, W)
+    rgb = torch.nn.functional.interpolate(rgb, size=(224, 224), mode="bilinear", antialias=True)
+    return rgb_to_lab_t(rgb)[:, :1]  # (1, 1, 224, 224) CIE L
+
+
+@pytest.mark.parametrize("name", sorted(backbone.BACKBONES))
+def test_layout_equals_the_published_file(name):
+    published = backbone.pretrained_state(name)
+    own = backbone.EfficientNetLite(name).state_dict()
+    assert {k: tuple(v.shape) for k, v in own.items()} == {k: tuple(v.shape) for k, v in published.items()}
+
+
+@pytest.mark.parametrize(("photo", "imagenet_class"), [("chelsea", 285), ("coffee", 967)])
+def test_classifies_a_grey_photo(photo, imagenet_class):
+    net = backbone.load_pretrained("efficientnet-lite0")
+    with torch.inference_mode():
+        probs = net(backbone.grey_input(grey_224(getattr(data, photo)()))).softmax(dim=1)  # (1, 1000)
+    assert int(probs.argmax()) == imagenet_class and float(probs.max()) > 0.5
+
+
+def test_a_file_with_another_checksum_is_refused(monkeypatch):
+    file = backbone.BACKBONES["efficientnet-lite0"]
+    monkeypatch.setitem(backbone.BACKBONES, file.name, type(file)(**{**file.__dict__, "sha256": "0" * 64}))
+    with pytest.raises(backbone.BackboneError, match="refusing"):
+        backbone.pretrained_state(file.name)
+
+
+@pytest.mark.parametrize("model_id", COMPACT_ON_ENCODER)
+def test_compact_model_keeps_the_encoder_frozen_and_fits_the_size_limit(model_id):
+    model = create_model(model_id, "compact")
+    assert isinstance(model, PretrainedColorizer)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert trainable * 2 <= MAX_WEIGHTS_BYTES
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+    model.train()
+    assert not model.encoder.training  # ImageNet statistics never change
+    with torch.inference_mode():
+        ab = model.eval().predict_ab(torch.rand(1, 1, 70, 90) * 100)
+    assert ab.shape == (1, 2, 70, 90) and torch.isfinite(ab).all()
+
+
+def test_weights_store_the_backbone_by_reference_and_join_it(tmp_path):
+    model = create_model("wallner-beta", "compact").eval()
+    load_encoder_weights(model)
+    path = weights.save(model, tmp_path)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["backbone"]["sha256"] == backbone.BACKBONES["efficientnet-lite0"].sha256
+    assert path.stat().st_size < 2_000_000  # the 4.7 M backbone parameters are not in the file
+    loaded, _ = weights.load("wallner-beta", tmp_path)
+    l = torch.rand(1, 1, 64, 64) * 100
+    with torch.inference_mode():
+        assert (loaded.predict_ab(l) - model.predict_ab(l)).abs().max() < 0.5  # float16 head
+    state, joined_meta = weights.joined("wallner-beta", tmp_path)
+    assert joined_meta["backbone"]["joined"] and any(k.startswith("encoder.net._blocks") for k in state)
+
+
+def test_chroma_gain_scales_automatic_colour_but_not_hinted_pictures():
+    torch.manual_seed(0)
+    model = create_model("zhang-siggraph17", "compact").eval()
+    l = torch.rand(2, 1, 64, 64) * 100
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[1, :, 30:33, 30:33] = 1
+    hint_ab = torch.zeros(2, 2, 64, 64)
+    with torch.inference_mode():
+        full = model.predict_ab(l, hint_ab=hint_ab, hint_mask=mask)
+        model.chroma_gain = 0.5
+        scaled = model.predict_ab(l, hint_ab=hint_ab, hint_mask=mask)
+    torch.testing.assert_close(scaled[0], full[0] * 0.5)
+    torch.testing.assert_close(scaled[1], full[1])
+
+
+def test_provided_features_replace_the_encoder_pass():
+    model = create_model("wallner-full", "compact").eval()
+    l = torch.rand(1, 1, 64, 64) * 100
+    live = model.encoder(l)
+    with torch.inference_mode():
+        expected = model(l)
+        with provided_features(model, {k: v * 0 for k, v in live.items()}):
+            zeroed = model(l)
+        assert model.encoder.provided is None
+        assert not torch.equal(zeroed, expected)
+        with provided_features(model, live):
+            torch.testing.assert_close(model(l), expected)
+
+
+def test_cached_dataset_crops_features_in_step_with_the_picture(tmp_path):
+    files = []
+    for i in range(2):
+        path = tmp_path / f"crop{i}.png"
+        from PIL import Image
+
+        Image.fromarray((np.random.default_rng(i).random((64, 64, 3)) * 255).astype(np.uint8)).save(path)
+        files.append(path)
+    cache = features.load_or_compute(tmp_path / "cache", "efficientnet-lite0", files, 64)
+    assert cache["rgb"].shape == (2, 3, 64, 64) and cache["feat:4"].shape == (2, 2, 24, 16, 16)
+    assert features.cache_path(tmp_path / "cache", "efficientnet-lite0", files, 64).is_file()
+    dataset = features.CachedFeatureDataset(cache, crop=32, seed=1)
+    sample = dataset[0]
+    assert sample["l"].shape == (1, 32, 32) and sample["feat:4"].shape == (24, 8, 8)
+    assert sample["feat:32"].shape == (320, 1, 1) and sample["feat:embedding"].shape == (1280,)
+    batch = {k: v[None] for k, v in sample.items()}
+    found = features.split_features(batch)
+    assert set(found) == {4, 8, 16, 32, "embedding", "logits"} and set(batch) == {"rgb", "l", "ab"}
+
+
+def test_frozen_encoder_is_shared_by_name():
+    assert FrozenEncoder("efficientnet-lite2").channels == {4: 24, 8: 48, 16: 120, 32: 352}
+
+
+def test_encoder_features_do_not_depend_on_the_batch():
+    encoder = FrozenEncoder("efficientnet-lite0")
+    l = torch.rand(3, 1, 64, 64) * 100
+    alone = encoder(l[:1])[8]
+    together = encoder(l)[8][:1]
+    torch.testing.assert_close(alone, together, atol=1e-4, rtol=1e-4)

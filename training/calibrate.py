@@ -1,0 +1,143 @@
+"""Calibrate how sure a model is: chroma floor and gain (and temperature) fitted on held-out-package photos.
+
+A model trained on a few hundred photos is confidently wrong on kinds of photos it has never seen. Scaling its
+chroma towards grey by a gain fitted on photos from source packages that training never saw (and, for the
+classification model, choosing its annealed-mean temperature there) is the cheapest honest fix: the fitted
+values are written into the weights sidecar (``model_args``), so every serving path decodes with them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from colorizers import color, weights
+from colorizers.models.pretrained import PretrainedColorizer
+from colorizers.pipeline import Colorizer
+from training.evaluate import SEED, Photo, load_photos, score
+
+log = logging.getLogger(__name__)
+
+GAINS = (0.6, 0.8, 1.0, 1.2, 1.4, 1.7, 2.0)
+FLOORS = (0.0, 4.0, 8.0, 12.0, 16.0, 20.0, 25.0)
+TEMPERATURES = (0.38, 0.6, 1.0)
+MIN_CF_RATIO = 0.5  # colourful enough: at least half of the truth's colourfulness (Hasler and Süsstrunk)
+
+
+def decode_table(
+    outputs: Sequence[np.ndarray], photos: Sequence[Photo], truth_labs: Sequence[np.ndarray]
+) -> list[dict[str, float]]:
+    """Mean ΔE00 and colourfulness ratio of the outputs (Lab) under every chroma floor and gain."""
+    rows = []
+    for floor in FLOORS:
+        for gain in GAINS:
+            scores = []
+            for output, photo, truth_lab in zip(outputs, photos, truth_labs, strict=True):
+                lab = output.copy()
+                chroma = np.hypot(lab[..., 1], lab[..., 2])
+                lab[..., 1:] *= (gain * np.maximum(chroma - floor, 0) / np.maximum(chroma, 1e-6))[..., None]
+                rgb = np.clip(color.lab_to_rgb(lab) * 255 + 0.5, 0, 255).astype(np.uint8)
+                scores.append(score(photo.rgb, rgb, truth_lab, photo.colourfulness))
+            cf = np.mean([s["colourfulness"] for s in scores]) / np.mean([s["colourfulness_truth"] for s in scores])
+            de = float(np.mean([s["delta_e00"] for s in scores]))
+            rows.append({"floor": floor, "gain": gain, "delta_e00": de, "cf_ratio": float(cf)})
+    return rows
+
+
+def choose(candidates: list[dict[str, Any]], grey: float, min_cf_ratio: float = MIN_CF_RATIO) -> dict[str, Any]:
+    """The decoding a user is best served by, in this order of preference:
+
+    1. the lowest ΔE00 among those that beat grey and keep ``min_cf_ratio`` of the truth's colourfulness;
+    2. else the most colourful among those that beat grey by at least 1 %;
+    3. else the lowest ΔE00 (the model has too little to offer on unfamiliar photos).
+    """
+    good = [c for c in candidates if c["delta_e00"] < grey and c["cf_ratio"] >= min_cf_ratio]
+    if good:
+        return min(good, key=lambda c: c["delta_e00"])
+    safe = [c for c in candidates if c["delta_e00"] <= 0.99 * grey]
+    if safe:
+        return max(safe, key=lambda c: c["cf_ratio"])
+    return min(candidates, key=lambda c: c["delta_e00"])
+
+
+def calibrate(
+    name: str,
+    images: str | os.PathLike[str],
+    weights_dir: str | os.PathLike[str] | None = None,
+    *,
+    write: bool = True,
+) -> dict[str, Any]:
+    """Fit ``chroma_floor``, ``chroma_gain`` (and ``temperature``) on the photos in ``images``; returns the record."""
+    colorizer = Colorizer.load(name, weights_dir)
+    model = colorizer.model
+    if not isinstance(model, PretrainedColorizer):
+        raise ValueError(f"{name} has no confidence decoding to calibrate (only models on the pretrained encoder)")
+    photos = load_photos(images)
+    truth_labs = [color.rgb_to_lab(p.rgb) for p in photos]
+    grey = float(
+        np.mean(
+            [
+                score(p.rgb, np.asarray(p.grey.convert("RGB")), t)["delta_e00"]
+                for p, t in zip(photos, truth_labs, strict=True)
+            ]
+        )
+    )
+    seed = SEED if colorizer.spec.supports_seed else None
+    temperatures = TEMPERATURES if hasattr(model, "temperature") else (None,)
+    before = {
+        "floor": model.chroma_floor,
+        "gain": model.chroma_gain,
+        "temperature": getattr(model, "temperature", None),
+    }
+    model.chroma_floor, model.chroma_gain = 0.0, 1.0
+    candidates = []
+    for temperature in temperatures:
+        if temperature is not None:
+            model.temperature = temperature
+        outputs = [color.rgb_to_lab(np.asarray(colorizer.colorize(p.grey, seed=seed).convert("RGB"))) for p in photos]
+        candidates += [{"temperature": temperature, **row} for row in decode_table(outputs, photos, truth_labs)]
+    best = choose(candidates, grey)
+    plain = min(
+        candidates, key=lambda c: (c["floor"] != 0, c["gain"] != 1.0, c["temperature"] != before["temperature"])
+    )
+    record = {"images": str(images), "photos": len(photos), "grey_delta_e00": grey, "chosen": best, "plain": plain}
+    log.info("%s: %s (grey %.2f)", name, best, grey)
+    if write:
+        write_calibration(name, weights_dir, best, record)
+    return record
+
+
+def write_calibration(
+    name: str, weights_dir: str | os.PathLike[str] | None, best: dict[str, Any], record: dict[str, Any]
+) -> None:
+    """Put the fitted decoding into the sidecar's ``model_args`` and the evidence into ``calibration``."""
+    path = weights.weights_dir(weights_dir) / f"{name}.json"
+    meta = json.loads(path.read_text())
+    meta["model_args"]["chroma_gain"] = best["gain"]
+    meta["model_args"]["chroma_floor"] = best["floor"]
+    if best["temperature"] is not None:
+        meta["model_args"]["temperature"] = best["temperature"]
+    meta["calibration"] = {k: v for k, v in record.items() if k != "candidates"}
+    path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def main(args: Any) -> int:
+    names = args.models.split(",")
+    if args.models == "all":
+        names = [n for n, meta in weights.available(args.weights_dir).items() if meta.get("backbone")]
+    for name in names:
+        record = calibrate(name, Path(args.images), args.weights_dir, write=not args.dry_run)
+        best, plain = record["chosen"], record["plain"]
+        print(
+            f"{name}: floor {best['floor']:g}, gain {best['gain']:g}"
+            + (f", temperature {best['temperature']:g}" if best["temperature"] is not None else "")
+            + f": ΔE00 {plain['delta_e00']:.2f} -> {best['delta_e00']:.2f} (grey {record['grey_delta_e00']:.2f}), "
+            f"CF ratio {plain['cf_ratio']:.2f} -> {best['cf_ratio']:.2f}"
+        )
+    return 0
