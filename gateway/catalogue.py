@@ -20,6 +20,8 @@ class ModelInfo:
     supports_hints: bool
     supports_seed: bool
     provenance: str
+    supports_reference: bool = False
+    needs_reference: bool = False
     backbone: str | None = None
     paper: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -44,6 +46,8 @@ def build_catalogue(settings: Settings) -> dict[str, ModelInfo]:
             working_size=conventions.working_size(meta, weights.working_size(meta, spec)),
             supports_hints=spec.supports_hints,
             supports_seed=spec.supports_seed,
+            supports_reference=spec.supports_reference,
+            needs_reference=spec.needs_reference,
             provenance=meta.get("provenance", "untrained"),
             backbone=(meta.get("backbone") or {}).get("name"),
             paper=spec.paper,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from colorizers.imaging import ImageError
-from colorizers.pipeline import RequestError
+from colorizers.pipeline import ReferenceRequestError, RequestError
 
 
 class GatewayError(Exception):
@@ -79,6 +79,8 @@ def from_exception(exc: BaseException) -> GatewayError:
     if isinstance(exc, ImageError):
         cls = _IMAGE_ERRORS.get(getattr(exc, "code", ""), BadRequest)
         return cls(str(exc), code=getattr(exc, "code", None))
+    if isinstance(exc, ReferenceRequestError):  # a missing, unwanted or unusable reference photo
+        return BadRequest(str(exc), code=exc.code)
     if isinstance(exc, RequestError):
         return Unprocessable(str(exc))
     if isinstance(exc, TimeoutError):

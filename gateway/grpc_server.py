@@ -60,7 +60,8 @@ class ColorizerServicer(pb_grpc.ColorizerServicer):
         async with self._rpc("ColorizeAll", context):
             names = [] if ALL in request.models else list(dict.fromkeys(request.models))
             upload = Upload(request.filename or "image", request.image)
-            stream = self.service.colorize_stream(upload, names, to_options(request.options, model=ALL))
+            options = to_options(request.options, model=ALL, reference=request.reference)
+            stream = self.service.colorize_stream(upload, names, options)
             # aclosing: a client that hangs up cancels the models still running
             async with contextlib.aclosing(stream) as outputs:
                 async for result_id, expires_at, output in outputs:
@@ -70,7 +71,8 @@ class ColorizerServicer(pb_grpc.ColorizerServicer):
         if not request.model or request.model == ALL:
             raise BadRequest("set 'model' to a model id from ListModels (ColorizeAll runs every model)")
         upload = Upload(request.filename or "image", request.image)
-        result = await self.service.colorize([upload], to_options(request.options, model=request.model))
+        options = to_options(request.options, model=request.model, reference=request.reference)
+        result = await self.service.colorize([upload], options)
         entry = result.files[0]
         output = entry.outputs[0]
         if output.status != "ok":  # the only output failed: the call fails with that model's error
@@ -125,7 +127,7 @@ class ColorizerServicer(pb_grpc.ColorizerServicer):
             raise Unauthorized("send a valid API key as metadata 'authorization: Bearer <key>'")
 
 
-def to_options(options: pb.Options, *, model: str) -> Options:
+def to_options(options: pb.Options, *, model: str, reference: bytes = b"") -> Options:
     """The service's Options from the message; hints become the same JSON the REST API takes."""
     fmt = _FORMATS.get(options.format)
     if fmt is None:
@@ -137,6 +139,7 @@ def to_options(options: pb.Options, *, model: str) -> Options:
         hints=hints,
         seed=options.seed if options.HasField("seed") else None,
         size=options.size if options.HasField("size") else None,
+        reference=reference or None,
     )
 
 
@@ -149,6 +152,8 @@ def model_message(info: ModelInfo) -> pb.Model:
         working_size=info.working_size,
         supports_hints=info.supports_hints,
         supports_seed=info.supports_seed,
+        supports_reference=info.supports_reference,
+        needs_reference=info.needs_reference,
         provenance=info.provenance,
         ready=info.ready,
         reason=info.reason,

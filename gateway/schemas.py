@@ -24,6 +24,8 @@ class ModelEntry(BaseModel):
     working_size: int
     supports_hints: bool
     supports_seed: bool
+    supports_reference: bool = Field(default=False, description="takes a colour reference photo ('reference')")
+    needs_reference: bool = Field(default=False, description="refuses a request without a reference photo")
     provenance: str = Field(description="trained (here), imported (published weights) or untrained")
     backbone: str | None = Field(
         default=None, description="the frozen ImageNet-pretrained encoder the model stands on, if any"

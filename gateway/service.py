@@ -14,7 +14,17 @@ from PIL import Image
 
 from colorizers import imaging
 from colorizers.conventions import Conventions
-from colorizers.pipeline import MAX_SIZE, MIN_SIZE, RequestError, parse_hints
+from colorizers.pipeline import (
+    MAX_SIZE,
+    MIN_SIZE,
+    ReferenceRequestError,
+    RequestError,
+    check_reference_image,
+    decode_reference,
+    missing_reference,
+    parse_hints,
+    reference_input,
+)
 from gateway import metrics
 from gateway.backends.base import Backend
 from gateway.catalogue import ModelInfo
@@ -53,6 +63,7 @@ class Options:
     hints: str | None = None
     seed: int | None = None
     size: int | None = None
+    reference: bytes | None = None  # the colour reference photo's file bytes, for models that take one
 
 
 @dataclass
@@ -108,11 +119,13 @@ class ColorizeService:
                 info.ready, info.reason = False, f"{self.backend.name} backend unreachable"
             return
         grey = imaging.model_input_bytes(Image.new("L", (_PROBE_SIZE, _PROBE_SIZE), 128))
+        reference = imaging.model_input_bytes(Image.new("RGB", (_PROBE_SIZE, _PROBE_SIZE), (200, 90, 40)))
 
         async def probe_one(info: ModelInfo) -> None:
             try:
                 timeout = self.settings.model_timeout_seconds
-                await self.backend.infer(info.id, grey, hints=None, seed=None, timeout=timeout)
+                extra = {"reference": reference} if info.needs_reference else {}
+                await self.backend.infer(info.id, grey, hints=None, seed=None, timeout=timeout, **extra)
                 info.ready, info.reason = True, "ok"
             except GatewayError as exc:
                 info.ready, info.reason = False, exc.message
@@ -148,10 +161,12 @@ class ColorizeService:
             raise BadRequest("'all' models takes exactly one image; send one image or pick a model")
         self._check_options(options, models)
         async with self._slot():
+            references = await self._decode_reference(models, options)
             result_id, expires_at = self.store.new_id(), self.store.expires_at()
             files = []
             for index, upload in enumerate(uploads):
                 decoded, inputs = await self._decode(upload, models, options)
+                inputs.update(references)
                 started = time.perf_counter()
                 outputs = await asyncio.gather(
                     *(
@@ -171,8 +186,10 @@ class ColorizeService:
         models = [self._model(n) for n in model_names] if model_names else self._models_for(ALL)
         self._check_options(options, models)
         async with self._slot():
+            references = await self._decode_reference(models, options)
             result_id, expires_at = self.store.new_id(), self.store.expires_at()
             decoded, inputs = await self._decode(upload, models, options)
+            inputs.update(references)
             started = time.perf_counter()
             tasks = [
                 asyncio.create_task(self._run_model(decoded, inputs, upload, 0, m, options, result_id, expires_at))
@@ -215,6 +232,33 @@ class ColorizeService:
                 raise Unprocessable("seed must be between 0 and 2147483647")
         if options.size is not None and not MIN_SIZE <= options.size <= MAX_SIZE:
             raise Unprocessable(f"size must be between {MIN_SIZE} and {MAX_SIZE} pixels")
+        if options.reference is not None and not any(m.supports_reference for m in models):
+            names = ", ".join(m.id for m in models)
+            raise from_exception(
+                ReferenceRequestError(f"{names} take no reference photo; send none, or pick a model that takes one")
+            )
+        if options.reference is None and single and models[0].needs_reference:
+            raise from_exception(missing_reference(models[0].id))
+
+    async def _decode_reference(
+        self, models: Sequence[ModelInfo], options: Options
+    ) -> dict[tuple[int, str], bytes]:
+        """The reference photo at each working size of the models that take it, keyed (size, "reference")."""
+        if options.reference is None:
+            return {}
+        if len(options.reference) > self.settings.max_upload_bytes:
+            mib = self.settings.max_upload_bytes / 2**20
+            raise PayloadTooLarge(f"reference photo: the file is larger than {mib:g} MiB")
+        if not options.reference:
+            raise BadRequest("the reference photo is empty", code="empty_file")
+        metrics.BYTES.labels("in").inc(len(options.reference))
+        sizes = {_input_key(m, options.size)[0] for m in models if m.supports_reference}
+        try:
+            return await asyncio.to_thread(
+                _reference_inputs, options.reference, self.settings.max_pixels, sizes
+            )
+        except (imaging.ImageError, RequestError) as exc:
+            raise from_exception(exc) from None
 
     async def _decode(
         self, upload: Upload, models: Sequence[ModelInfo], options: Options
@@ -250,6 +294,11 @@ class ColorizeService:
         deadline = self.settings.model_timeout_seconds
         try:
             key = _input_key(info, options.size)
+            extra = {}
+            if info.supports_reference and (key[0], REFERENCE) in inputs:
+                extra["reference"] = inputs[(key[0], REFERENCE)]
+            elif info.needs_reference:  # in an all-models request without a reference: this model's own error
+                raise from_exception(missing_reference(info.id))
             colour = await asyncio.wait_for(
                 self.backend.infer(
                     info.id,
@@ -258,6 +307,7 @@ class ColorizeService:
                     seed=options.seed if info.supports_seed else None,
                     timeout=deadline,
                     size=options.size,
+                    **extra,
                 ),
                 deadline + 1.0,
             )
@@ -321,6 +371,16 @@ def _input_key(info: ModelInfo, size: int | None) -> tuple[int, str]:
     """(side, preprocess) of the grey picture a model gets: as its weights' conventions say (sidecar)."""
     conventions = Conventions.from_dict(info.conventions)
     return conventions.model_size(size, info.working_size), conventions.preprocess
+
+
+REFERENCE = "reference"  # the input key's second part for the reference photo at a working size
+
+
+def _reference_inputs(data: bytes, max_pixels: int, sizes: set[int]) -> dict[tuple[int, str], bytes]:
+    """Decode the reference photo (upload limits), check it, and make its working-size copies (BMP bytes)."""
+    rgb = decode_reference(data, max_pixels=max_pixels)
+    check_reference_image(rgb)
+    return {(s, REFERENCE): imaging.model_input_bytes(reference_input(rgb, s)) for s in sizes}
 
 
 def _decode_with_inputs(

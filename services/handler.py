@@ -20,8 +20,9 @@ class ColorizerHandler:
     """Loads ``<model>.safetensors`` + sidecar from the archive; answers each request with a PNG.
 
     A request carries the image as its body (or multipart field ``data``) and optional fields
-    ``hints`` (JSON), ``seed`` and ``size``. Any image is accepted; the gateway sends the grey image at
-    the model's working size, so the returned PNG is the colour image at that size. The sidecar's
+    ``hints`` (JSON), ``seed``, ``size`` and ``reference`` (a colour reference photo's file bytes, for models
+    that take one; a model that needs one answers 400 without it). Any image is accepted; the gateway sends the
+    grey image at the model's working size, so the returned PNG is the colour image at that size. The sidecar's
     ``conventions`` (imported "-x" weights) decide how the grey picture is made and what comes back: for a
     DeOldify ``-x`` model the generator's own RGB at the render size, which the caller merges in YCbCr.
     """
@@ -79,6 +80,7 @@ class ColorizerHandler:
             hints=_text(request.get("hints")),
             seed=_int(request.get("seed"), "seed"),
             size=_int(request.get("size"), "size"),
+            reference=_bytes(request.get("reference")),
         )
 
 
@@ -102,6 +104,14 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     return value.decode() if isinstance(value, (bytes, bytearray)) else str(value)
+
+
+def _bytes(value: Any) -> bytes | None:
+    if value is None or value == b"" or value == "":
+        return None
+    if isinstance(value, str):
+        raise RequestError("the reference must be an image file")
+    return bytes(value)
 
 
 def _int(value: Any, name: str) -> int | None:

@@ -113,6 +113,49 @@ def _calibrate(args: argparse.Namespace) -> int:
     return calibrate.main(args)
 
 
+def _add_build_exemplar(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "build-exemplar",
+        help="write the exemplar (colour from a reference photo) weights with an automatic model as its fallback",
+        description="Copy a trained automatic compact model's weights into the exemplar model as its fallback "
+        "head (used where the reference photo does not match), keep the trained confidence gate if exemplar "
+        "weights exist, and write exemplar.safetensors + exemplar.json: the archive is then self-contained.",
+    )
+    parser.add_argument("--fallback", default="wallner-full", help="automatic model id, or '' for grey")
+    parser.add_argument("--weights-dir", default=None, help="weights folder (default: model_store/weights)")
+    parser.add_argument("--out", default=None, help="output folder (default: the weights folder)")
+    parser.set_defaults(handler=_build_exemplar)
+
+
+def _build_exemplar(args: argparse.Namespace) -> int:
+    from training import exemplar
+
+    return exemplar.main_build(args)
+
+
+def _add_exemplar_eval(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "exemplar-eval",
+        help="mean CIEDE2000 of the exemplar model with same-scene and unrelated references, and its speed",
+        description="For each colour photo of --images: a reference made from another view of it (crop, scale, "
+        "mirror) and the next photo as an unrelated reference; mean CIEDE2000 against grey and the automatic "
+        "fallback; speed at 256 px and 12 MP. Writes report.json and grid.png into --out; exit 1 when a target "
+        "(same scene <= half of grey, unrelated no worse than the fallback) is missed.",
+    )
+    parser.add_argument("--images", default="data/val_photos", metavar="DIR", help="folder of colour photos")
+    parser.add_argument("--out", default="runs/exemplar", metavar="DIR", help="report folder")
+    parser.add_argument("--weights-dir", default=None, help="weights folder (default: model_store/weights)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N photos")
+    parser.add_argument("--no-timing", action="store_true", help="skip the 256 px and 12 MP timings")
+    parser.set_defaults(handler=_exemplar_eval)
+
+
+def _exemplar_eval(args: argparse.Namespace) -> int:
+    from training import exemplar
+
+    return exemplar.main_eval(args)
+
+
 def _add_train(commands: argparse._SubParsersAction) -> None:
     from training import train_cli  # light: torch is imported only when the command runs
 
@@ -211,6 +254,8 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_train,
     _add_package,
     _add_import_weights,
+    _add_build_exemplar,
+    _add_exemplar_eval,
     _add_serve,
 )
 

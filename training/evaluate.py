@@ -673,11 +673,10 @@ def write_docs(report: dict[str, Any], out: str | os.PathLike[str], docs: str | 
     docs = Path(docs)
     img = docs.parent / "img"
     img.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(Path(out) / "grid.png", img / "evaluation-grid.png")
-    shutil.copyfile(Path(out) / "delta_e00.png", img / "evaluation-delta-e00.png")
-    text = render_markdown(
-        report, grid="img/evaluation-grid.png", chart="img/evaluation-delta-e00.png", title="Evaluation"
-    )
+    grid, chart = f"img/{docs.stem}-grid.png", f"img/{docs.stem}-delta-e00.png"  # one pair of pictures per page
+    shutil.copyfile(Path(out) / "grid.png", docs.parent / grid)
+    shutil.copyfile(Path(out) / "delta_e00.png", docs.parent / chart)
+    text = render_markdown(report, grid=grid, chart=chart, title=f"Evaluation: {Path(report['images']['dir']).name}")
     docs.write_text(text)
     return docs
 

@@ -28,7 +28,13 @@ from torch.utils.data import DataLoader
 
 from colorizers import weights
 from colorizers.color import lab_to_rgb_t, rgb_to_lab_t
-from colorizers.models.pretrained import backbone_of, load_encoder_weights, provided_features
+from colorizers.models.pretrained import (
+    PretrainedColorizer,
+    backbone_of,
+    confident_chroma,
+    load_encoder_weights,
+    provided_features,
+)
 from colorizers.pipeline import select_device
 from colorizers.registry import get_spec
 from training import features
@@ -58,6 +64,8 @@ SINGLE_IMAGE_REPEAT = 64  # an epoch of the single-picture recipe shows the pict
 TB_SAMPLES = 4  # validation pictures shown in TensorBoard
 
 
+# (chroma floor, gain) pairs validation tries on models with a confidence decoding; (0, 1) is the raw output.
+VALIDATION_DECODINGS = tuple((floor, gain) for floor in (0.0, 8.0, 16.0) for gain in (1.0, 1.3))
 VAL_SPLITS = ("unseen", "val")  # validation crops: held-out packages first, else held-out photos
 
 
@@ -310,23 +318,38 @@ def evaluate(
 ) -> tuple[dict[str, float], torch.Tensor]:
     """Mean CIEDE2000 of ``predict_ab`` on the validation pictures, as a viewer sees them (through sRGB).
 
-    Returns ({"val_delta_e00", "val_ab_l1"}, the first predicted RGB pictures (B', 3, H, W) for logs).
+    Returns ({"val_delta_e00", "val_ab_l1"}, the first predicted RGB pictures (B', 3, H, W) for logs). For a
+    model with a confidence decoding, "val_delta_e00_confident" is the best ΔE00 over a small grid of chroma
+    floors and gains: how good the model will be once calibrated, which is what early stopping compares.
     """
     was_training = model.training
     model.eval()
-    de, l1, shown = [], [], []
+    decoding = isinstance(model, PretrainedColorizer)
+    saved = (model.chroma_floor, model.chroma_gain) if decoding else None
+    if decoding:
+        model.chroma_floor, model.chroma_gain = 0.0, 1.0
+    grid = VALIDATION_DECODINGS if decoding else ((0.0, 1.0),)
+    de = {decode: [] for decode in grid}
+    l1, shown = [], []
     for start in range(0, val["l"].shape[0], batch_size):
         l = val["l"][start : start + batch_size].to(device).float()  # (B, 1, H, W)
         ab_true = val["ab"][start : start + batch_size].to(device).float()  # (B, 2, H, W)
-        ab = model.predict_ab(l).float()  # (B, 2, H, W)
-        rgb = lab_to_rgb_t(torch.cat([l, ab], dim=1))  # (B, 3, H, W) in [0, 1]
-        lab_seen = rgb_to_lab_t(rgb)
-        de.append(delta_e00_t(lab_seen, torch.cat([l, ab_true], dim=1)).mean(dim=(-2, -1)))  # (B,)
-        l1.append((ab - ab_true).abs().mean(dim=(1, 2, 3)))  # (B,)
-        if sum(s.shape[0] for s in shown) < TB_SAMPLES:
-            shown.append(rgb.cpu())
+        truth = torch.cat([l, ab_true], dim=1)
+        raw = model.predict_ab(l).float()  # (B, 2, H, W)
+        for floor, gain in grid:
+            ab = confident_chroma(raw, floor, gain)
+            rgb = lab_to_rgb_t(torch.cat([l, ab], dim=1))  # (B, 3, H, W) in [0, 1]
+            de[floor, gain].append(delta_e00_t(rgb_to_lab_t(rgb), truth).mean(dim=(-2, -1)))  # (B,)
+            if (floor, gain) == (0.0, 1.0) and sum(s.shape[0] for s in shown) < TB_SAMPLES:
+                shown.append(rgb.cpu())
+        l1.append((raw - ab_true).abs().mean(dim=(1, 2, 3)))  # (B,)
+    if saved is not None:
+        model.chroma_floor, model.chroma_gain = saved
     model.train(was_training)
-    metrics = {"val_delta_e00": float(torch.cat(de).mean()), "val_ab_l1": float(torch.cat(l1).mean())}
+    means = {decode: float(torch.cat(values).mean()) for decode, values in de.items()}
+    metrics = {"val_delta_e00": means[0.0, 1.0], "val_ab_l1": float(torch.cat(l1).mean())}
+    if decoding:
+        metrics["val_delta_e00_confident"] = min(means.values())
     return metrics, torch.cat(shown)[:TB_SAMPLES]
 
 
@@ -797,7 +820,8 @@ class Trainer:
         metrics["val_delta_e00_grey"] = self.grey_delta_e00
         entry = {"step": self.step, "elapsed": round(self.elapsed, 1), **metrics}
         self.val_history.append(entry)
-        if self.best is None or metrics["val_delta_e00"] < self.best[0]["val_delta_e00"]:
+        key = "val_delta_e00_confident" if "val_delta_e00_confident" in metrics else "val_delta_e00"
+        if self.best is None or metrics[key] < self.best[0][key]:
             # Early stopping on the held-out figure: the export takes the best validated weights.
             self.best = (entry, copy.deepcopy(self.ema.module.state_dict()))
         if self.writer is not None:

@@ -22,9 +22,18 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def infer(
-        self, model: str, grey: bytes, *, hints: str | None, seed: int | None, timeout: float, size: int | None = None
+        self,
+        model: str,
+        grey: bytes,
+        *,
+        hints: str | None,
+        seed: int | None,
+        timeout: float,
+        size: int | None = None,
+        reference: bytes | None = None,
     ) -> bytes:
         """Colour PNG at the working size for one grey image (BMP bytes) at the model's working size.
 
-        ``size`` is the request's working size, if it named one (the grey image already has it).
+        ``size`` is the request's working size, if it named one (the grey image already has it). ``reference``:
+        the colour reference photo at the working size (BMP bytes), for models that take one.
         """

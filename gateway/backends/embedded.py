@@ -43,7 +43,15 @@ class EmbeddedBackend(Backend):
         return True
 
     async def infer(
-        self, model: str, grey: bytes, *, hints: str | None, seed: int | None, timeout: float, size: int | None = None
+        self,
+        model: str,
+        grey: bytes,
+        *,
+        hints: str | None,
+        seed: int | None,
+        timeout: float,
+        size: int | None = None,
+        reference: bytes | None = None,
     ) -> bytes:
         colorizer = self._colorizers.get(model)
         if colorizer is None:
@@ -54,7 +62,7 @@ class EmbeddedBackend(Backend):
         loop = asyncio.get_running_loop()
 
         def run() -> bytes:
-            item = colorizer.prepare(grey, hints=hints, seed=seed, size=size)
+            item = colorizer.prepare(grey, hints=hints, seed=seed, size=size, reference=reference)
             return imaging.encode(colorizer.colorize_working_batch([item])[0], "png")
 
         try:

@@ -39,14 +39,25 @@ class TorchServeBackend(Backend):
         return response.status_code == 200
 
     async def infer(
-        self, model: str, grey: bytes, *, hints: str | None, seed: int | None, timeout: float, size: int | None = None
+        self,
+        model: str,
+        grey: bytes,
+        *,
+        hints: str | None,
+        seed: int | None,
+        timeout: float,
+        size: int | None = None,
+        reference: bytes | None = None,
     ) -> bytes:
         options = (("hints", hints), ("seed", None if seed is None else str(seed)), ("size", size and str(size)))
         fields = {k: v for k, v in options if v}
+        files = {"data": ("image.bmp", grey, "image/bmp")}
+        if reference:
+            files["reference"] = ("reference.bmp", reference, "image/bmp")
         try:
             response = await self.client.post(
                 f"/predictions/{model}",
-                files={"data": ("image.bmp", grey, "image/bmp")},
+                files=files,
                 data=fields,
                 timeout=timeout,
             )

@@ -25,37 +25,37 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63olorizer/v1/colorizer.proto\x12\x0c\x63olorizer.v1\x1a\x1cgoogle/protobuf/struct.proto\"\x13\n\x11ListModelsRequest\"9\n\x12ListModelsResponse\x12#\n\x06models\x18\x01 \x03(\x0b\x32\x13.colorizer.v1.Model\"\xff\x01\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x14\n\x0c\x61rchitecture\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x14\n\x0cworking_size\x18\x05 \x01(\x05\x12\x16\n\x0esupports_hints\x18\x06 \x01(\x08\x12\x15\n\rsupports_seed\x18\x07 \x01(\x08\x12\x12\n\nprovenance\x18\x08 \x01(\t\x12\r\n\x05ready\x18\t \x01(\x08\x12\x0e\n\x06reason\x18\n \x01(\t\x12\r\n\x05paper\x18\x0b \x01(\t\x12(\n\x07metrics\x18\x0c \x01(\x0b\x32\x17.google.protobuf.Struct\"+\n\x04Hint\x12\t\n\x01x\x18\x01 \x01(\x01\x12\t\n\x01y\x18\x02 \x01(\x01\x12\r\n\x05\x63olor\x18\x03 \x01(\t\"\x8f\x01\n\x07Options\x12)\n\x06\x66ormat\x18\x01 \x01(\x0e\x32\x19.colorizer.v1.ImageFormat\x12!\n\x05hints\x18\x02 \x03(\x0b\x32\x12.colorizer.v1.Hint\x12\x11\n\x04seed\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x11\n\x04size\x18\x04 \x01(\x05H\x01\x88\x01\x01\x42\x07\n\x05_seedB\x07\n\x05_size\"i\n\x0f\x43olorizeRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12&\n\x07options\x18\x04 \x01(\x0b\x32\x15.colorizer.v1.Options\"\xab\x01\n\x10\x43olorizeResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\x12\x12\n\nmedia_type\x18\x03 \x01(\t\x12\x12\n\nlatency_ms\x18\x04 \x01(\x01\x12\x11\n\tresult_id\x18\x05 \x01(\t\x12\x0b\n\x03url\x18\x06 \x01(\t\x12\x12\n\nexpires_at\x18\x07 \x01(\x01\x12\r\n\x05width\x18\x08 \x01(\x05\x12\x0e\n\x06height\x18\t \x01(\x05\"m\n\x12\x43olorizeAllRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x0e\n\x06models\x18\x03 \x03(\t\x12&\n\x07options\x18\x04 \x01(\x0b\x32\x15.colorizer.v1.Options\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xde\x01\n\x13\x43olorizeAllResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.colorizer.v1.ModelStatus\x12\r\n\x05image\x18\x03 \x01(\x0c\x12\x12\n\nmedia_type\x18\x04 \x01(\t\x12\x12\n\nlatency_ms\x18\x05 \x01(\x01\x12\x11\n\tresult_id\x18\x06 \x01(\t\x12\x0b\n\x03url\x18\x07 \x01(\t\x12\x12\n\nexpires_at\x18\x08 \x01(\x01\x12\"\n\x05\x65rror\x18\t \x01(\x0b\x32\x13.colorizer.v1.Error*o\n\x0bImageFormat\x12\x1c\n\x18IMAGE_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10IMAGE_FORMAT_PNG\x10\x01\x12\x15\n\x11IMAGE_FORMAT_JPEG\x10\x02\x12\x15\n\x11IMAGE_FORMAT_WEBP\x10\x03*r\n\x0bModelStatus\x12\x1c\n\x18MODEL_STATUS_UNSPECIFIED\x10\x00\x12\x13\n\x0fMODEL_STATUS_OK\x10\x01\x12\x16\n\x12MODEL_STATUS_ERROR\x10\x02\x12\x18\n\x14MODEL_STATUS_TIMEOUT\x10\x03\x32\xfd\x01\n\tColorizer\x12O\n\nListModels\x12\x1f.colorizer.v1.ListModelsRequest\x1a .colorizer.v1.ListModelsResponse\x12I\n\x08\x43olorize\x12\x1d.colorizer.v1.ColorizeRequest\x1a\x1e.colorizer.v1.ColorizeResponse\x12T\n\x0b\x43olorizeAll\x12 .colorizer.v1.ColorizeAllRequest\x1a!.colorizer.v1.ColorizeAllResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63olorizer/v1/colorizer.proto\x12\x0c\x63olorizer.v1\x1a\x1cgoogle/protobuf/struct.proto\"\x13\n\x11ListModelsRequest\"9\n\x12ListModelsResponse\x12#\n\x06models\x18\x01 \x03(\x0b\x32\x13.colorizer.v1.Model\"\xb4\x02\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x14\n\x0c\x61rchitecture\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x14\n\x0cworking_size\x18\x05 \x01(\x05\x12\x16\n\x0esupports_hints\x18\x06 \x01(\x08\x12\x15\n\rsupports_seed\x18\x07 \x01(\x08\x12\x12\n\nprovenance\x18\x08 \x01(\t\x12\r\n\x05ready\x18\t \x01(\x08\x12\x0e\n\x06reason\x18\n \x01(\t\x12\r\n\x05paper\x18\x0b \x01(\t\x12(\n\x07metrics\x18\x0c \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1a\n\x12supports_reference\x18\r \x01(\x08\x12\x17\n\x0fneeds_reference\x18\x0e \x01(\x08\"+\n\x04Hint\x12\t\n\x01x\x18\x01 \x01(\x01\x12\t\n\x01y\x18\x02 \x01(\x01\x12\r\n\x05\x63olor\x18\x03 \x01(\t\"\x8f\x01\n\x07Options\x12)\n\x06\x66ormat\x18\x01 \x01(\x0e\x32\x19.colorizer.v1.ImageFormat\x12!\n\x05hints\x18\x02 \x03(\x0b\x32\x12.colorizer.v1.Hint\x12\x11\n\x04seed\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x11\n\x04size\x18\x04 \x01(\x05H\x01\x88\x01\x01\x42\x07\n\x05_seedB\x07\n\x05_size\"|\n\x0f\x43olorizeRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12&\n\x07options\x18\x04 \x01(\x0b\x32\x15.colorizer.v1.Options\x12\x11\n\treference\x18\x05 \x01(\x0c\"\xab\x01\n\x10\x43olorizeResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\x12\x12\n\nmedia_type\x18\x03 \x01(\t\x12\x12\n\nlatency_ms\x18\x04 \x01(\x01\x12\x11\n\tresult_id\x18\x05 \x01(\t\x12\x0b\n\x03url\x18\x06 \x01(\t\x12\x12\n\nexpires_at\x18\x07 \x01(\x01\x12\r\n\x05width\x18\x08 \x01(\x05\x12\x0e\n\x06height\x18\t \x01(\x05\"\x80\x01\n\x12\x43olorizeAllRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x0e\n\x06models\x18\x03 \x03(\t\x12&\n\x07options\x18\x04 \x01(\x0b\x32\x15.colorizer.v1.Options\x12\x11\n\treference\x18\x05 \x01(\x0c\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xde\x01\n\x13\x43olorizeAllResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.colorizer.v1.ModelStatus\x12\r\n\x05image\x18\x03 \x01(\x0c\x12\x12\n\nmedia_type\x18\x04 \x01(\t\x12\x12\n\nlatency_ms\x18\x05 \x01(\x01\x12\x11\n\tresult_id\x18\x06 \x01(\t\x12\x0b\n\x03url\x18\x07 \x01(\t\x12\x12\n\nexpires_at\x18\x08 \x01(\x01\x12\"\n\x05\x65rror\x18\t \x01(\x0b\x32\x13.colorizer.v1.Error*o\n\x0bImageFormat\x12\x1c\n\x18IMAGE_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10IMAGE_FORMAT_PNG\x10\x01\x12\x15\n\x11IMAGE_FORMAT_JPEG\x10\x02\x12\x15\n\x11IMAGE_FORMAT_WEBP\x10\x03*r\n\x0bModelStatus\x12\x1c\n\x18MODEL_STATUS_UNSPECIFIED\x10\x00\x12\x13\n\x0fMODEL_STATUS_OK\x10\x01\x12\x16\n\x12MODEL_STATUS_ERROR\x10\x02\x12\x18\n\x14MODEL_STATUS_TIMEOUT\x10\x03\x32\xfd\x01\n\tColorizer\x12O\n\nListModels\x12\x1f.colorizer.v1.ListModelsRequest\x1a .colorizer.v1.ListModelsResponse\x12I\n\x08\x43olorize\x12\x1d.colorizer.v1.ColorizeRequest\x1a\x1e.colorizer.v1.ColorizeResponse\x12T\n\x0b\x43olorizeAll\x12 .colorizer.v1.ColorizeAllRequest\x1a!.colorizer.v1.ColorizeAllResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'colorizer.v1.colorizer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_IMAGEFORMAT']._serialized_start=1262
-  _globals['_IMAGEFORMAT']._serialized_end=1373
-  _globals['_MODELSTATUS']._serialized_start=1375
-  _globals['_MODELSTATUS']._serialized_end=1489
+  _globals['_IMAGEFORMAT']._serialized_start=1354
+  _globals['_IMAGEFORMAT']._serialized_end=1465
+  _globals['_MODELSTATUS']._serialized_start=1467
+  _globals['_MODELSTATUS']._serialized_end=1581
   _globals['_LISTMODELSREQUEST']._serialized_start=76
   _globals['_LISTMODELSREQUEST']._serialized_end=95
   _globals['_LISTMODELSRESPONSE']._serialized_start=97
   _globals['_LISTMODELSRESPONSE']._serialized_end=154
   _globals['_MODEL']._serialized_start=157
-  _globals['_MODEL']._serialized_end=412
-  _globals['_HINT']._serialized_start=414
-  _globals['_HINT']._serialized_end=457
-  _globals['_OPTIONS']._serialized_start=460
-  _globals['_OPTIONS']._serialized_end=603
-  _globals['_COLORIZEREQUEST']._serialized_start=605
-  _globals['_COLORIZEREQUEST']._serialized_end=710
-  _globals['_COLORIZERESPONSE']._serialized_start=713
-  _globals['_COLORIZERESPONSE']._serialized_end=884
-  _globals['_COLORIZEALLREQUEST']._serialized_start=886
-  _globals['_COLORIZEALLREQUEST']._serialized_end=995
-  _globals['_ERROR']._serialized_start=997
-  _globals['_ERROR']._serialized_end=1035
-  _globals['_COLORIZEALLRESPONSE']._serialized_start=1038
-  _globals['_COLORIZEALLRESPONSE']._serialized_end=1260
-  _globals['_COLORIZER']._serialized_start=1492
-  _globals['_COLORIZER']._serialized_end=1745
+  _globals['_MODEL']._serialized_end=465
+  _globals['_HINT']._serialized_start=467
+  _globals['_HINT']._serialized_end=510
+  _globals['_OPTIONS']._serialized_start=513
+  _globals['_OPTIONS']._serialized_end=656
+  _globals['_COLORIZEREQUEST']._serialized_start=658
+  _globals['_COLORIZEREQUEST']._serialized_end=782
+  _globals['_COLORIZERESPONSE']._serialized_start=785
+  _globals['_COLORIZERESPONSE']._serialized_end=956
+  _globals['_COLORIZEALLREQUEST']._serialized_start=959
+  _globals['_COLORIZEALLREQUEST']._serialized_end=1087
+  _globals['_ERROR']._serialized_start=1089
+  _globals['_ERROR']._serialized_end=1127
+  _globals['_COLORIZEALLRESPONSE']._serialized_start=1130
+  _globals['_COLORIZEALLRESPONSE']._serialized_end=1352
+  _globals['_COLORIZER']._serialized_start=1584
+  _globals['_COLORIZER']._serialized_end=1837
 # @@protoc_insertion_point(module_scope)

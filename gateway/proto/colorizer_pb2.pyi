@@ -41,7 +41,7 @@ class ListModelsResponse(_message.Message):
     def __init__(self, models: _Optional[_Iterable[_Union[Model, _Mapping]]] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("id", "family", "architecture", "description", "working_size", "supports_hints", "supports_seed", "provenance", "ready", "reason", "paper", "metrics")
+    __slots__ = ("id", "family", "architecture", "description", "working_size", "supports_hints", "supports_seed", "provenance", "ready", "reason", "paper", "metrics", "supports_reference", "needs_reference")
     ID_FIELD_NUMBER: _ClassVar[int]
     FAMILY_FIELD_NUMBER: _ClassVar[int]
     ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +54,8 @@ class Model(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     PAPER_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
+    SUPPORTS_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    NEEDS_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     id: str
     family: str
     architecture: str
@@ -66,7 +68,9 @@ class Model(_message.Message):
     reason: str
     paper: str
     metrics: _struct_pb2.Struct
-    def __init__(self, id: _Optional[str] = ..., family: _Optional[str] = ..., architecture: _Optional[str] = ..., description: _Optional[str] = ..., working_size: _Optional[int] = ..., supports_hints: _Optional[bool] = ..., supports_seed: _Optional[bool] = ..., provenance: _Optional[str] = ..., ready: _Optional[bool] = ..., reason: _Optional[str] = ..., paper: _Optional[str] = ..., metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    supports_reference: bool
+    needs_reference: bool
+    def __init__(self, id: _Optional[str] = ..., family: _Optional[str] = ..., architecture: _Optional[str] = ..., description: _Optional[str] = ..., working_size: _Optional[int] = ..., supports_hints: _Optional[bool] = ..., supports_seed: _Optional[bool] = ..., provenance: _Optional[str] = ..., ready: _Optional[bool] = ..., reason: _Optional[str] = ..., paper: _Optional[str] = ..., metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., supports_reference: _Optional[bool] = ..., needs_reference: _Optional[bool] = ...) -> None: ...
 
 class Hint(_message.Message):
     __slots__ = ("x", "y", "color")
@@ -91,16 +95,18 @@ class Options(_message.Message):
     def __init__(self, format: _Optional[_Union[ImageFormat, str]] = ..., hints: _Optional[_Iterable[_Union[Hint, _Mapping]]] = ..., seed: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
 
 class ColorizeRequest(_message.Message):
-    __slots__ = ("image", "filename", "model", "options")
+    __slots__ = ("image", "filename", "model", "options", "reference")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     filename: str
     model: str
     options: Options
-    def __init__(self, image: _Optional[bytes] = ..., filename: _Optional[str] = ..., model: _Optional[str] = ..., options: _Optional[_Union[Options, _Mapping]] = ...) -> None: ...
+    reference: bytes
+    def __init__(self, image: _Optional[bytes] = ..., filename: _Optional[str] = ..., model: _Optional[str] = ..., options: _Optional[_Union[Options, _Mapping]] = ..., reference: _Optional[bytes] = ...) -> None: ...
 
 class ColorizeResponse(_message.Message):
     __slots__ = ("model", "image", "media_type", "latency_ms", "result_id", "url", "expires_at", "width", "height")
@@ -125,16 +131,18 @@ class ColorizeResponse(_message.Message):
     def __init__(self, model: _Optional[str] = ..., image: _Optional[bytes] = ..., media_type: _Optional[str] = ..., latency_ms: _Optional[float] = ..., result_id: _Optional[str] = ..., url: _Optional[str] = ..., expires_at: _Optional[float] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class ColorizeAllRequest(_message.Message):
-    __slots__ = ("image", "filename", "models", "options")
+    __slots__ = ("image", "filename", "models", "options", "reference")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     filename: str
     models: _containers.RepeatedScalarFieldContainer[str]
     options: Options
-    def __init__(self, image: _Optional[bytes] = ..., filename: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., options: _Optional[_Union[Options, _Mapping]] = ...) -> None: ...
+    reference: bytes
+    def __init__(self, image: _Optional[bytes] = ..., filename: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., options: _Optional[_Union[Options, _Mapping]] = ..., reference: _Optional[bytes] = ...) -> None: ...
 
 class Error(_message.Message):
     __slots__ = ("code", "message")

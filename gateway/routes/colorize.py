@@ -32,6 +32,10 @@ async def colorize(
     hints: Annotated[str | None, Form(description='JSON [{"x":0.5,"y":0.3,"color":"#3366cc"}] (hint models)')] = None,
     seed: Annotated[int | None, Form(description="seed for models with diverse outputs")] = None,
     size: Annotated[int | None, Form(description="working resolution of the model pass, 32-1024")] = None,
+    reference: Annotated[
+        UploadFile | None,
+        File(description="a colour photo of the same scene or person, for models that take one (exemplar)"),
+    ] = None,
 ) -> Response:
     limit = service.settings.max_upload_bytes
     uploads = []
@@ -39,7 +43,16 @@ async def colorize(
         if image.size is not None and image.size > limit:
             raise PayloadTooLarge(f"{image.filename}: the file is larger than {limit / 2**20:g} MiB")
         uploads.append(Upload(image.filename or "image", await image.read(limit + 1)))
-    options = Options(model=model, format=format.lower(), hints=hints or None, seed=seed, size=size)
+    reference_data = None
+    if reference is not None:
+        if reference.size is not None and reference.size > limit:
+            raise PayloadTooLarge(f"reference photo: the file is larger than {limit / 2**20:g} MiB")
+        reference_data = await reference.read(limit + 1)
+        if not reference_data and not reference.filename:  # a form's file field left empty: no reference
+            reference_data = None
+    options = Options(
+        model=model, format=format.lower(), hints=hints or None, seed=seed, size=size, reference=reference_data
+    )
     result = await service.colorize(uploads, options)
     error = result.first_error()
     if error is not None:

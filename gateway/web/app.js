@@ -42,6 +42,7 @@ const state = {
   nextFileId: 1,
   hints: [], // {x, y, color}: x, y in [0, 1] from the top-left corner
   hintFileId: null,
+  reference: null, // the colour reference photo: {file, url}
   request: null, // the request in flight: {xhr, started, timer, files, model}
   resultBlobs: [], // object URLs made for results (revoked when replaced)
   resultId: null,
@@ -178,6 +179,59 @@ function setUpUpload() {
     const files = event.clipboardData ? Array.from(event.clipboardData.files) : [];
     if (files.length) addFiles(files);
   });
+}
+
+// -- colour reference ---------------------------------------------------------------------------
+
+function setReference(file) {
+  const problem = file ? problemWith(file) : "";
+  $("reference-messages").replaceChildren(...(problem ? [el("p", { class: "message message-error" }, problem)] : []));
+  if (problem) return;
+  if (state.reference) URL.revokeObjectURL(state.reference.url);
+  state.reference = file ? { file, url: URL.createObjectURL(file) } : null;
+  $("reference-chosen").hidden = !state.reference;
+  $("reference-image").src = state.reference ? state.reference.url : "";
+  $("reference-name").textContent = state.reference ? file.name : "";
+  update();
+}
+
+function setUpReference() {
+  const input = $("reference-input");
+  const zone = $("reference-dropzone");
+  input.addEventListener("change", () => {
+    if (input.files.length) setReference(input.files[0]);
+    input.value = "";
+  });
+  zone.addEventListener("click", (event) => {
+    if (event.target === zone || event.target.closest(".dropzone-or")) input.click();
+  });
+  for (const type of ["dragenter", "dragover"]) {
+    zone.addEventListener(type, (event) => {
+      event.preventDefault();
+      zone.classList.add("dragging");
+    });
+  }
+  for (const type of ["dragleave", "dragend", "drop"]) {
+    zone.addEventListener(type, () => zone.classList.remove("dragging"));
+  }
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    event.stopPropagation();
+    if (event.dataTransfer && event.dataTransfer.files.length) setReference(event.dataTransfer.files[0]);
+  });
+  $("reference-remove").addEventListener("click", () => {
+    setReference(null);
+    input.focus();
+  });
+}
+
+function referenceCard(headingLevel) {
+  return el(
+    "article",
+    { class: "card card-original card-reference" },
+    el(headingLevel, { class: "card-title" }, "Colour reference"),
+    el("img", { class: "original-image", src: state.reference.url, alt: `${state.reference.file.name}, the colour reference` }),
+  );
 }
 
 // -- models -------------------------------------------------------------------------------------
@@ -476,14 +530,22 @@ function update() {
   const chosen = selectedModels();
   const hintModels = chosen.filter((m) => m.supports_hints);
   const seedModels = chosen.filter((m) => m.supports_seed);
+  const referenceModels = chosen.filter((m) => m.supports_reference);
   const all = state.model === ALL;
+
+  $("reference-panel").hidden = referenceModels.length === 0;
+  $("reference-models").textContent = referenceModels.length ? referenceModels.map((m) => m.id).join(", ") : "this model";
+  $("reference-heading").textContent = all ? "Colour reference (for the models that take one)" : "Colour reference";
 
   $("hints-panel").hidden = hintModels.length === 0;
   $("hints-models").textContent = hintModels.length ? hintModels.map((m) => m.id).join(", ") : "models that take them";
   $("hints-heading").textContent = all ? "Colour hints (for the models that take them)" : "Colour hints";
   $("seed-panel").hidden = seedModels.length === 0;
   $("seed-models").textContent = all ? seedModels.map((m) => m.id).join(", ") : (seedModels[0]?.id ?? "This model");
-  $("options-panel").classList.toggle("options-plain", hintModels.length === 0 && seedModels.length === 0);
+  $("options-panel").classList.toggle(
+    "options-plain",
+    hintModels.length === 0 && seedModels.length === 0 && referenceModels.length === 0,
+  );
   if (!$("hints-panel").hidden) renderHintImage();
 
   const n = state.files.length;
@@ -493,6 +555,9 @@ function update() {
   else if (!state.models.length) reason = "Waiting for the model list…";
   else if (!n) reason = "Add a photo first.";
   else if (!state.model) reason = "Choose a model.";
+  else if (!all && !state.reference && chosen.some((m) => m.needs_reference)) {
+    reason = `${state.model} needs a colour reference photo: add one under Options.`;
+  }
   else if (all && n !== 1) {
     reason = `All Models takes exactly one photo: remove ${n - 1} ${n - 1 === 1 ? "photo" : "photos"} or pick a single model.`;
   }
@@ -524,6 +589,9 @@ function formData(models) {
   data.append("model", state.model);
   data.append("format", $("format").value);
   if (models.some((m) => m.supports_hints) && state.hints.length) data.append("hints", hintsJson());
+  if (models.some((m) => m.supports_reference) && state.reference) {
+    data.append("reference", state.reference.file, state.reference.file.name);
+  }
   return data;
 }
 
@@ -546,7 +614,8 @@ function run() {
   if (size.value !== null) data.append("size", String(size.value));
 
   const xhr = new XMLHttpRequest();
-  const request = { xhr, started: performance.now(), files: [...state.files], model: state.model, models };
+  const referenced = models.some((m) => m.supports_reference) && Boolean(state.reference);
+  const request = { xhr, started: performance.now(), files: [...state.files], model: state.model, models, referenced };
   state.request = request;
   xhr.open("POST", apiUrl("/v1/colorize"));
   xhr.setRequestHeader("Accept", "application/json");
@@ -721,6 +790,7 @@ function renderResults(body, request) {
             "div",
             { class: "result-grid result-grid-all" },
             originalCard(file, entry, "h4"),
+            request.referenced && state.reference ? referenceCard("h4") : null,
             file.outputs.map((o) => outputCard(file, o, entry, { headingLevel: "h4", showFilename: false })),
           ),
         ),
@@ -732,6 +802,7 @@ function renderResults(body, request) {
         "div",
         { class: `result-grid${files.length === 1 ? " result-grid-one" : ""}` },
         files.map((file, i) => outputCard(file, file.outputs[0], request.files[i], { headingLevel: "h3", showFilename: true })),
+        request.referenced && state.reference ? referenceCard("h3") : null,
       ),
     );
   }
@@ -768,6 +839,7 @@ function start() {
   markNavigation();
   setUpUpload();
   setUpHints();
+  setUpReference();
   setUpOptions();
   $("colorize-form").addEventListener("submit", (event) => {
     event.preventDefault();

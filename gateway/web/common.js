@@ -59,6 +59,8 @@ const TITLES = {
   unavailable: "The model is not available right now",
   model_error: "The model failed",
   network: "The gateway cannot be reached",
+  needs_reference: "This model needs a colour reference photo",
+  bad_reference: "The colour reference cannot be used",
 };
 
 /** A short heading for an API error code. */

@@ -17,7 +17,7 @@ from PIL import Image
 from torch import nn
 
 from colorizers import imaging, weights
-from colorizers.color import lab_to_rgb
+from colorizers.color import lab_to_rgb, rgb_to_lab
 from colorizers.conventions import ConventionError, Conventions
 from colorizers.registry import ModelSpec, create_model, get_spec
 
@@ -32,6 +32,17 @@ class RequestError(ValueError):
     """A request option (hints, seed, size) that cannot be used; the message says why."""
 
     code = "invalid_option"
+
+
+class ReferenceRequestError(RequestError):
+    """A missing, unwanted or unusable colour reference photo (HTTP 400); ``code`` says which."""
+
+    def __init__(self, message: str, code: str = "bad_reference") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+MIN_REFERENCE_SIDE = 16  # a reference smaller than this on a side has no detail to match
 
 
 def select_device(setting: str | None = None) -> torch.device:
@@ -110,6 +121,7 @@ class WorkItem:
     grey: Image.Image
     hints: Sequence[Hint] = ()
     seed: int | None = None
+    reference: Image.Image | None = None  # colour reference photo (RGB, any size), for reference models
 
 
 class Colorizer:
@@ -148,6 +160,8 @@ class Colorizer:
             return cls(model, name=name, meta=meta, device=device)
         log.warning("no weights for %s in %s: using an untrained compact model", name, directory)
         model = create_model(name, "compact")
+        if hasattr(model, "load_untrained"):  # parts that work untrained (the exemplar's correspondence)
+            model.load_untrained()
         return cls(model, name=name, meta={"provenance": "untrained", "name": name}, device=device)
 
     @property
@@ -162,7 +176,15 @@ class Colorizer:
         """The grey picture the model gets, made the way its weights expect (see ``conventions``)."""
         return imaging.to_model_input(rgb, self.model_size(size), preprocess=self.conventions.preprocess)
 
-    def check_options(self, hints: Sequence[Hint] = (), seed: int | None = None, size: int | None = None) -> None:
+    def check_options(
+        self,
+        hints: Sequence[Hint] = (),
+        seed: int | None = None,
+        size: int | None = None,
+        reference: Image.Image | None = None,
+    ) -> None:
+        if reference is not None:
+            check_reference(self.name, self.spec, reference)
         if hints and not self.spec.supports_hints:
             raise RequestError(f"model {self.name} does not take colour hints")
         if seed is not None and not self.spec.supports_seed:
@@ -176,11 +198,11 @@ class Colorizer:
     def colorize_working_batch(self, items: Sequence[WorkItem]) -> list[Image.Image]:
         """Colour images at the working size; items that share size and seed run as one batch."""
         results: list[Image.Image | None] = [None] * len(items)
-        groups: dict[tuple[tuple[int, int], int | None], list[int]] = {}
+        groups: dict[tuple[tuple[int, int], int | None, bool], list[int]] = {}
         for index, item in enumerate(items):
-            self.check_options(item.hints, item.seed)
-            groups.setdefault((item.grey.size, item.seed), []).append(index)
-        for (_, seed), indices in groups.items():
+            self.check_options(item.hints, item.seed, reference=item.reference)
+            groups.setdefault((item.grey.size, item.seed, item.reference is not None), []).append(index)
+        for (_, seed, referenced), indices in groups.items():
             if self.conventions.deoldify:
                 for i, rgb in zip(indices, self._render([items[i].grey for i in indices]), strict=True):
                     results[i] = rgb
@@ -196,7 +218,12 @@ class Colorizer:
                 if hint_ab.shape[-2:] != l.shape[-2:]:
                     hint_ab = torch.nn.functional.interpolate(hint_ab, size=l.shape[-2:], mode="nearest")
                     hint_mask = torch.nn.functional.interpolate(hint_mask, size=l.shape[-2:], mode="nearest")
-            ab = self.model.predict_ab(l.float(), hint_ab=hint_ab, hint_mask=hint_mask, seed=seed)
+            extra = {}
+            if referenced:
+                size = l.shape[-2:]
+                labs = [reference_lab(items[i].reference, (size[1], size[0])) for i in indices]  # type: ignore[arg-type]
+                extra["reference"] = torch.from_numpy(np.stack(labs)).permute(0, 3, 1, 2).to(self.device)
+            ab = self.model.predict_ab(l.float(), hint_ab=hint_ab, hint_mask=hint_mask, seed=seed, **extra)
             lab = torch.cat([l.float(), ab.float()], dim=1).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 3)
             for i, one in zip(indices, lab, strict=True):
                 rgb = np.clip(lab_to_rgb(one.astype(np.float64)) * 255.0 + 0.5, 0, 255).astype(np.uint8)
@@ -212,20 +239,48 @@ class Colorizer:
         return [Image.fromarray(np.ascontiguousarray(one), "RGB") for one in rgb8]
 
     def prepare(
-        self, image: bytes, *, hints: str | None = None, seed: int | None = None, size: int | None = None
+        self,
+        image: bytes,
+        *,
+        hints: str | None = None,
+        seed: int | None = None,
+        size: int | None = None,
+        reference: bytes | None = None,
     ) -> WorkItem:
-        """Validate a serving request (image bytes + raw options) into a working-size batch element."""
+        """Validate a serving request (image bytes + raw options) into a working-size batch element.
+
+        Serving is strict about references: a model that needs one refuses a request without it (the library's
+        ``colorize`` falls back to the automatic result instead).
+        """
         parsed = parse_hints(hints)
         self.check_options(parsed, seed, size)
         if not image:
             raise RequestError("the request has no image")
+        ref = decode_reference(reference) if reference else None
+        self.require_reference(ref is not None)
+        if ref is not None:
+            check_reference(self.name, self.spec, ref)
         decoded = imaging.decode(image)
-        return WorkItem(self.model_input(decoded.rgb, size), parsed, seed)
+        return WorkItem(self.model_input(decoded.rgb, size), parsed, seed, ref)
+
+    def require_reference(self, given: bool) -> None:
+        """Serving: a model that needs a reference photo gets one, a model that takes none gets none."""
+        if self.spec.needs_reference and not given:
+            raise missing_reference(self.name)
+
+    def reference_input(self, rgb: Image.Image, size: int | None = None) -> Image.Image:
+        """The colour reference at the model's working size (what the gateway sends a model server)."""
+        return reference_input(rgb, self.model_size(size))
 
     def colorize_working(
-        self, grey: Image.Image, *, hints: Sequence[Hint] = (), seed: int | None = None
+        self,
+        grey: Image.Image,
+        *,
+        hints: Sequence[Hint] = (),
+        seed: int | None = None,
+        reference: Image.Image | None = None,
     ) -> Image.Image:
-        return self.colorize_working_batch([WorkItem(grey, hints, seed)])[0]
+        return self.colorize_working_batch([WorkItem(grey, hints, seed, reference)])[0]
 
     def colorize(
         self,
@@ -234,13 +289,79 @@ class Colorizer:
         hints: Sequence[Hint] = (),
         seed: int | None = None,
         size: int | None = None,
+        reference: Image.Image | bytes | None = None,
     ) -> Image.Image:
-        """Colourise a photo of any size; the result has the input's size (alpha, if any, restored)."""
-        self.check_options(hints, seed, size)
+        """Colourise a photo of any size; the result has the input's size (alpha, if any, restored).
+
+        ``reference``: a colour photo of the same scene for models with ``supports_reference`` (bytes are
+        decoded with the upload limits). Without one such a model gives its automatic (fallback) colours.
+        """
+        ref = decode_reference(reference) if isinstance(reference, bytes) else reference
+        self.check_options(hints, seed, size, reference=ref)
         decoded = imaging.decode(image) if isinstance(image, bytes) else None
         rgb = decoded.rgb if decoded else image.convert("RGB")
-        colour_small = self.colorize_working(self.model_input(rgb, size), hints=hints, seed=seed)
+        small_ref = self.reference_input(ref, size) if ref is not None else None
+        colour_small = self.colorize_working(self.model_input(rgb, size), hints=hints, seed=seed, reference=small_ref)
         result = imaging.merge_chroma(rgb, colour_small, merge=self.conventions.merge)
         if decoded and decoded.alpha is not None:
             result.putalpha(decoded.alpha)
         return result
+
+
+def missing_reference(model: str) -> ReferenceRequestError:
+    """The error for a request without the reference photo a model needs (code ``needs_reference``)."""
+    return ReferenceRequestError(
+        f"model {model} needs a reference: a colour photo of the same scene or person (the 'reference' field)",
+        code="needs_reference",
+    )
+
+
+def decode_reference(data: bytes, *, max_pixels: int = imaging.DEFAULT_MAX_PIXELS) -> Image.Image:
+    """A reference photo's bytes as RGB, decoded with the same limits as uploads; errors name the reference."""
+    try:
+        return imaging.decode(data, max_pixels=max_pixels).rgb
+    except imaging.ImageError as exc:
+        raise type(exc)(f"Reference photo: {exc.message}") from None
+
+
+def check_reference(name: str, spec: ModelSpec, reference: Image.Image) -> None:
+    """Refuse a reference a model does not take, or one with nothing to carry over (too small, no colour)."""
+    if not spec.supports_reference:
+        raise ReferenceRequestError(f"model {name} does not take a reference photo; send none or pick 'exemplar'")
+    check_reference_image(reference)
+
+
+def check_reference_image(reference: Image.Image) -> None:
+    """Refuse a reference with nothing to carry over: too small to match, or without colour."""
+    width, height = reference.size
+    if min(width, height) < MIN_REFERENCE_SIDE:
+        raise ReferenceRequestError(
+            f"the reference photo is {width} x {height} pixels; it needs at least {MIN_REFERENCE_SIDE} on each side"
+        )
+    if not reference_is_colourful(reference):
+        raise ReferenceRequestError(
+            "the reference photo has no colour (it is black and white); send a colour photo of the same scene"
+        )
+
+
+def reference_is_colourful(reference: Image.Image, floor: float = 3.0) -> bool:
+    """Whether a photo has colour to give: mean CIE chroma of a small copy at least ``floor`` (Lab units)."""
+    small = reference.convert("RGB")
+    small.thumbnail((64, 64), Image.Resampling.BILINEAR)
+    return float(np.linalg.norm(imaging.chroma(small), axis=-1).mean()) >= floor
+
+
+def reference_input(rgb: Image.Image, size: int) -> Image.Image:
+    """The colour reference as a model gets it: ``size`` x ``size`` RGB (plain resize, like the grey target)."""
+    img = rgb if rgb.mode == "RGB" else rgb.convert("RGB")
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    return img
+
+
+def reference_lab(rgb: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """CIE Lab (H, W, 3) float32 of the reference resized to ``size`` = (width, height)."""
+    img = rgb if rgb.mode == "RGB" else rgb.convert("RGB")
+    if img.size != size:
+        img = img.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
+    return rgb_to_lab(np.asarray(img, dtype=np.float32) / 255.0).astype(np.float32)

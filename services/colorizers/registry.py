@@ -23,6 +23,8 @@ class ModelSpec:
     working_size: int = 256
     supports_hints: bool = False
     supports_seed: bool = False
+    supports_reference: bool = False  # takes a colour reference photo (``predict_ab(..., reference=lab)``)
+    needs_reference: bool = False  # serving refuses a request without one (the model exists to follow it)
     served: bool = True
     paper: str = ""
     published_checkpoint: str | None = None

@@ -126,7 +126,7 @@ def backbone_state(reference: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         state = pretrained_state(name)
     except BackboneError as exc:
         raise WeightsError(str(exc)) from exc
-    return {ENCODER_PREFIX + key: tensor for key, tensor in state.items()}
+    return {ENCODER_PREFIX + key: tensor.contiguous() for key, tensor in state.items()}
 
 
 def joined(

@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from colorizers import create_model, list_models, weights
+from colorizers import create_model, get_spec, list_models, weights
 from gateway.proto import colorizer_pb2 as pb
 from gateway.proto import colorizer_pb2_grpc as pb_grpc
 from tests.helpers import make_photo, to_bytes
@@ -78,11 +78,18 @@ def fanout_gateway(stack):
     gateway.stop()
 
 
-def post(base_url: str, model: str, image: bytes, **form) -> httpx.Response:
-    return httpx.post(
-        f"{base_url}/v1/colorize", files=[("images", ("photo.png", image, "image/png"))],
-        data={"model": model, **form}, timeout=120,
-    )
+def post(base_url: str, model: str, image: bytes, *, reference: bytes | None = None, **form) -> httpx.Response:
+    files = [("images", ("photo.png", image, "image/png"))]
+    if reference is not None:
+        files.append(("reference", ("reference.png", reference, "image/png")))
+    return httpx.post(f"{base_url}/v1/colorize", files=files, data={"model": model, **form}, timeout=120)
+
+
+def reference_for(model: str) -> bytes | None:
+    """A colour reference photo (another view of the test photo) for the models that need one."""
+    return to_bytes(make_photo(120, 90, seed=3).transpose(Image.Transpose.FLIP_LEFT_RIGHT)) if (
+        get_spec(model).needs_reference
+    ) else None
 
 
 def test_archive_carries_its_config_and_version(stack):
@@ -95,7 +102,7 @@ def test_archive_carries_its_config_and_version(stack):
 @pytest.mark.parametrize("model", SERVED)
 def test_every_served_model_through_rest(stack, model):
     photo = make_photo(333, 222, seed=3)
-    response = post(stack["gateway"].base_url, model, to_bytes(photo))
+    response = post(stack["gateway"].base_url, model, to_bytes(photo), reference=reference_for(model))
     assert response.status_code == 200, response.text
     output = response.json()["files"][0]["outputs"][0]
     assert output["status"] == "ok", output
@@ -108,13 +115,17 @@ def test_every_served_model_through_grpc(stack, model):
     photo = make_photo(150, 100, seed=4)
     with grpc.insecure_channel(stack["gateway"].grpc_address, options=GRPC_OPTIONS) as channel:
         reply = pb_grpc.ColorizerStub(channel).Colorize(
-            pb.ColorizeRequest(image=to_bytes(photo), model=model, filename="p.png"), timeout=120
+            pb.ColorizeRequest(
+                image=to_bytes(photo), model=model, filename="p.png", reference=reference_for(model) or b""
+            ),
+            timeout=120,
         )
     assert Image.open(io.BytesIO(reply.image)).size == photo.size
 
 
 def test_all_models_fan_out_returns_every_model(stack):
-    body = post(stack["gateway"].base_url, "all", to_bytes(make_photo(200, 120)), seed="5").json()
+    reference = reference_for("exemplar")  # goes only to the models that take one
+    body = post(stack["gateway"].base_url, "all", to_bytes(make_photo(200, 120)), reference=reference, seed="5").json()
     outputs = body["files"][0]["outputs"]
     assert sorted(o["model"] for o in outputs) == sorted(SERVED)
     assert all(o["status"] == "ok" for o in outputs), outputs

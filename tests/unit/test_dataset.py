@@ -363,6 +363,26 @@ def test_build_reports_missing_package_and_splits_by_photo(tmp_path, fake_packag
     }
 
 
+def test_held_out_packages_form_the_unseen_split(tmp_path, fake_packages):
+    listing, registry = fake_packages
+    config = BuildConfig(
+        data_dir=tmp_path / "data", photo_list=listing, val_fraction=0.3, unseen_packages=("edu", "stamps"),
+        progress=False,
+    )
+    manifest = build_dataset(config, fetch=registry).manifest
+    by_package = {p["package"]: p["split"] for p in manifest["photos"] if p["status"] == "ok"}
+    assert by_package["edu"] == by_package["stamps"] == "unseen"
+    assert {p["split"] for p in manifest["photos"] if p["status"] == "ok" and p["package"] == "photos"} <= {
+        "train",
+        "val",
+    }
+    assert manifest["totals"]["photos_unseen"] == 2 and manifest["unseen_packages"] == ["edu", "stamps"]
+    unseen = [p for p in manifest["photos"] if p.get("split") == "unseen"]
+    assert all(p["val_photo"].startswith("unseen_photos/") for p in unseen)
+    assert all((config.data_dir / p["val_photo"]).is_file() for p in unseen)
+    assert all(c["file"].startswith("crops/unseen/") for c in manifest["crops"] if c["split"] == "unseen")
+
+
 def test_second_build_fetches_and_cuts_nothing(tmp_path, fake_packages):
     listing, registry = fake_packages
     config = BuildConfig(data_dir=tmp_path / "data", photo_list=listing, progress=False, limit=4)

@@ -42,6 +42,29 @@ def test_package_all_builds_one_archive_per_weights_file(tmp_path):
     assert config["deviceType"] == "gpu" and config["batchSize"] == 8 and config["maxWorkers"] == 2
 
 
+def test_archive_of_a_compact_model_is_self_contained(tmp_path, monkeypatch):
+    from safetensors.torch import load
+
+    from colorizers.models.pretrained import load_encoder_weights
+
+    model = create_model("wallner-beta", "compact")
+    load_encoder_weights(model)
+    weights.save(model, tmp_path / "weights")
+    assert training_main(["package", "wallner-beta", "--weights-dir", str(tmp_path / "weights"),
+                          "--model-store", str(tmp_path / "store")]) == 0
+    with zipfile.ZipFile(tmp_path / "store" / "wallner-beta.mar") as zf:
+        state = load(zf.read("wallner-beta.safetensors"))
+        sidecar = yaml.safe_load(zf.read("wallner-beta.json"))
+    assert sidecar["backbone"]["joined"] is True
+    assert set(state) == set(model.state_dict())  # the frozen encoder travels inside the archive
+    monkeypatch.setattr("colorizers.weights.backbone_state", lambda ref: (_ for _ in ()).throw(AssertionError(ref)))
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(tmp_path / "store" / "wallner-beta.mar") as zf:
+        zf.extractall(unpacked)
+    loaded, _ = weights.load("wallner-beta", unpacked)  # no package needed to serve it
+    assert loaded.chroma_gain == 1.0
+
+
 def test_package_of_a_model_without_weights_fails_clearly(tmp_path, capsys):
     assert training_main(["package", "nope", "--weights-dir", str(tmp_path), "--model-store", str(tmp_path)]) == 2
     assert "no weights for model 'nope'" in capsys.readouterr().out

@@ -11,8 +11,14 @@ from skimage import data
 
 from colorizers import backbone, create_model, list_models, weights
 from colorizers.color import rgb_to_lab_t
-from colorizers.models.pretrained import FrozenEncoder, PretrainedColorizer, load_encoder_weights, provided_features
-from training import features
+from colorizers.models.pretrained import (
+    FrozenEncoder,
+    PretrainedColorizer,
+    confident_chroma,
+    load_encoder_weights,
+    provided_features,
+)
+from training import calibrate, features
 
 COMPACT_ON_ENCODER = [s.id for s in list_models(served_only=True) if "backbone" in s.variants["compact"]]
 MAX_WEIGHTS_BYTES = 8_000_000  # each shipped model, float16, without its backbone
@@ -134,3 +140,45 @@ def test_encoder_features_do_not_depend_on_the_batch():
     alone = encoder(l[:1])[8]
     together = encoder(l)[8][:1]
     torch.testing.assert_close(alone, together, atol=1e-4, rtol=1e-4)
+
+
+def test_confident_chroma_drops_weak_chroma_and_keeps_strong():
+    ab = torch.tensor([[3.0, 30.0], [4.0, 40.0]]).view(1, 2, 1, 2)  # (a, b) = (3, 4) and (30, 40): chroma 5, 50
+    out = confident_chroma(ab, floor=10.0, gain=2.0)
+    torch.testing.assert_close(out[..., 0], torch.zeros(1, 2, 1))
+    torch.testing.assert_close(torch.linalg.vector_norm(out[..., 1], dim=1), torch.tensor([[80.0]]))
+    torch.testing.assert_close(confident_chroma(ab, 0.0, 0.5), ab * 0.5)
+
+
+def test_calibration_prefers_colourful_settings_that_beat_grey():
+    rows = [
+        {"delta_e00": 9.0, "cf_ratio": 0.3},
+        {"delta_e00": 9.5, "cf_ratio": 0.6},
+        {"delta_e00": 9.8, "cf_ratio": 0.9},
+        {"delta_e00": 11.0, "cf_ratio": 1.0},
+    ]
+    assert calibrate.choose(rows, grey=10.0) == rows[1]
+    assert calibrate.choose(rows[:1] + rows[3:], grey=10.0) == rows[0]  # nothing colourful beats grey
+    assert calibrate.choose(rows[3:], grey=10.0) == rows[3]
+
+
+def test_calibrate_writes_the_decoding_into_the_sidecar(tmp_path):
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        rng = np.random.default_rng(i)
+        rgb = np.kron(rng.integers(0, 255, (4, 4, 3)), np.ones((16, 16, 1))).astype(np.uint8)  # colour blocks
+        Image.fromarray(rgb).save(photos / f"p{i}.png")
+    torch.manual_seed(0)
+    model = create_model("wallner-beta", "compact")
+    load_encoder_weights(model)
+    weights.save(model, tmp_path / "w", working_size=64)
+    record = calibrate.calibrate("wallner-beta", photos, tmp_path / "w")
+    meta = json.loads((tmp_path / "w" / "wallner-beta.json").read_text())
+    chosen = record["chosen"]
+    assert meta["model_args"]["chroma_gain"] == chosen["gain"] and meta["model_args"]["chroma_floor"] == chosen["floor"]
+    assert meta["calibration"]["photos"] == 2 and record["grey_delta_e00"] > 0
+    loaded, _ = weights.load("wallner-beta", tmp_path / "w")
+    assert loaded.chroma_gain == chosen["gain"]

@@ -293,3 +293,28 @@ def test_parameter_digest_tracks_values():
     with torch.no_grad():
         net.weight.add_(1.0)
     assert parameter_digest({"model": net}) != before
+
+
+@pytest.fixture
+def crop_folders(tmp_path):
+    from PIL import Image
+
+    rng = torch.Generator().manual_seed(0)
+    for split, count in (("train", 4), ("unseen", 2)):
+        folder = tmp_path / "data" / "crops" / split
+        folder.mkdir(parents=True)
+        for i in range(count):
+            blocks = torch.rand(4, 4, 3, generator=rng).repeat_interleave(16, 0).repeat_interleave(16, 1)
+            Image.fromarray((blocks * 255).to(torch.uint8).numpy()).save(folder / f"{i}.png")
+    return tmp_path / "data"
+
+
+@pytest.mark.parametrize("model_id", [s.id for s in list_models(served_only=True) if s.id in RECIPES])
+def test_compact_model_trains_on_cached_encoder_features(tmp_path, crop_folders, model_id):
+    cfg = config(tmp_path, model_id, variant="compact", synthetic=None, data_dir=crop_folders, image_size=64, crop=0)
+    result = train(cfg)
+    assert result.status == "finished" and "val_delta_e00_confident" in result.metrics
+    assert list((tmp_path / "runs" / "features").glob("efficientnet-lite*-64px-*.pt"))  # computed once, kept
+    meta = json.loads((tmp_path / "weights" / f"{model_id}.json").read_text())
+    assert meta["backbone"]["name"].startswith("efficientnet-lite") and meta["training"]["val_split"] == "unseen"
+    assert meta["training"]["best_step"] in (1, 2)
