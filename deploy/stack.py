@@ -66,7 +66,11 @@ def start(detached: bool) -> dict[str, subprocess.Popen]:
     def launch(name: str, command: list[str], extra_env: dict[str, str] | None = None) -> subprocess.Popen:
         output = open(RUN_DIR / f"{name}.log", "ab") if detached else None  # noqa: SIM115 (lives with the child)
         process = subprocess.Popen(
-            command, cwd=REPO, env={**env, **(extra_env or {})}, stdout=output, stderr=subprocess.STDOUT if output else None,
+            command,
+            cwd=REPO,
+            env={**env, **(extra_env or {})},
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
             start_new_session=detached,
         )
         processes[name] = process
@@ -105,7 +109,8 @@ def start(detached: bool) -> dict[str, subprocess.Popen]:
         f"  gRPC          127.0.0.1:{grpc_port}\n"
         f"  metrics       {http}/metrics\n"
         f"  training API  {training}/v1/jobs\n"
-        f"  backend       {backend}" + (f" ({inference}, metrics {ts_address('metrics_address', '')})" if backend == "torchserve" else "")
+        f"  backend       {backend}"
+        + (f" ({inference}, metrics {ts_address('metrics_address', '')})" if backend == "torchserve" else "")
         + "\n",
         flush=True,
     )
@@ -113,7 +118,7 @@ def start(detached: bool) -> dict[str, subprocess.Popen]:
 
 
 def stop(processes: dict[str, subprocess.Popen]) -> None:
-    for name, process in reversed(list(processes.items())):
+    for _name, process in reversed(list(processes.items())):
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
     for process in processes.values():

@@ -25,7 +25,9 @@ def require_api_key(request: Request) -> None:
     if not keys:
         return
     header = request.headers.get("authorization", "")
-    offered = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else request.headers.get("x-api-key", "")
+    offered = (
+        header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else request.headers.get("x-api-key", "")
+    )
     if not any(secrets.compare_digest(offered, key) for key in keys):
         raise Unauthorized("send a valid API key as 'Authorization: Bearer <key>'")
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
+from typing import Any
 
 from PIL import Image
 
@@ -124,7 +125,7 @@ class ColorizeService:
         async def probe_one(info: ModelInfo) -> None:
             try:
                 timeout = self.settings.model_timeout_seconds
-                extra = {"reference": reference} if info.needs_reference else {}
+                extra: dict[str, Any] = {"reference": reference} if info.needs_reference else {}
                 await self.backend.infer(info.id, grey, hints=None, seed=None, timeout=timeout, **extra)
                 info.ready, info.reason = True, "ok"
             except GatewayError as exc:

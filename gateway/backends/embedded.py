@@ -30,7 +30,7 @@ class EmbeddedBackend(Backend):
         for name in self.models:
             try:
                 self._colorizers[name] = await loop.run_in_executor(
-                    self._pool, lambda n=name: Colorizer.load(n, self.weights_dir, "cpu")
+                    self._pool, Colorizer.load, name, self.weights_dir, "cpu"
                 )
             except Exception as exc:  # one broken model must not stop the others from loading
                 log.exception("cannot load model %s", name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
@@ -14,7 +14,9 @@ from gateway.service import ColorizeResult, Options, Upload
 
 router = APIRouter(prefix="/v1", tags=["colorize"], dependencies=[ApiKey])
 
-ERRORS = {code: {"model": ErrorBody} for code in (400, 404, 413, 415, 422, 429, 502, 503, 504)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 404, 413, 415, 422, 429, 502, 503, 504)
+}
 
 
 @router.post(

@@ -20,7 +20,12 @@ async def healthz() -> dict:
 async def readyz(service: ServiceDep) -> JSONResponse:
     ready, detail = await service.ready()
     models = {m.id: m.ready for m in service.models()}
-    body = {"status": "ready" if ready else "not ready", "detail": detail, "backend": service.backend.name, "models": models}
+    body = {
+        "status": "ready" if ready else "not ready",
+        "detail": detail,
+        "backend": service.backend.name,
+        "models": models,
+    }
     return JSONResponse(body, status_code=200 if ready else 503)
 
 

@@ -6,10 +6,10 @@ import json
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ from colorizers import imaging, weights
 from colorizers.color import lab_to_rgb, rgb_to_lab
 from colorizers.conventions import ConventionError, Conventions
 from colorizers.registry import ModelSpec, create_model, get_spec
+
+if TYPE_CHECKING:  # importing the models package at run time would register every family
+    from colorizers.models.base import ColorizationModel
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +139,10 @@ class Colorizer:
         device: str | torch.device | None = None,
     ):
         self.device = device if isinstance(device, torch.device) else select_device(device)
-        self.model = model.to(self.device).eval()
-        self.spec: ModelSpec = get_spec(model.model_id)
-        self.name = name or model.model_id
+        # Every registered family is a ColorizationModel (``to`` and ``eval`` return the model itself).
+        self.model = cast("ColorizationModel", model.to(self.device).eval())
+        self.spec: ModelSpec = get_spec(self.model.model_id)
+        self.name = name or self.model.model_id
         self.meta = meta or {}
         # How the weights expect to be fed and decoded (imported "-x" weights: their authors' ways).
         self.conventions = Conventions.of(self.meta)
@@ -161,7 +165,7 @@ class Colorizer:
         log.warning("no weights for %s in %s: using an untrained compact model", name, directory)
         model = create_model(name, "compact")
         if hasattr(model, "load_untrained"):  # parts that work untrained (the exemplar's correspondence)
-            model.load_untrained()
+            cast(Callable[[], None], model.load_untrained)()
         return cls(model, name=name, meta={"provenance": "untrained", "name": name}, device=device)
 
     @property
@@ -220,21 +224,23 @@ class Colorizer:
                     hint_mask = torch.nn.functional.interpolate(hint_mask, size=l.shape[-2:], mode="nearest")
             extra = {}
             if referenced:
-                size = l.shape[-2:]
-                labs = [reference_lab(items[i].reference, (size[1], size[0])) for i in indices]  # type: ignore[arg-type]
+                height, width = l.shape[-2:]
+                # ``referenced``: every item of this group has a reference
+                labs = [reference_lab(cast(Image.Image, items[i].reference), (width, height)) for i in indices]
                 extra["reference"] = torch.from_numpy(np.stack(labs)).permute(0, 3, 1, 2).to(self.device)
             ab = self.model.predict_ab(l.float(), hint_ab=hint_ab, hint_mask=hint_mask, seed=seed, **extra)
             lab = torch.cat([l.float(), ab.float()], dim=1).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 3)
             for i, one in zip(indices, lab, strict=True):
-                rgb = np.clip(lab_to_rgb(one.astype(np.float64)) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-                results[i] = Image.fromarray(rgb, "RGB")
+                rgb8 = np.clip(lab_to_rgb(one.astype(np.float64)) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+                results[i] = Image.fromarray(rgb8, "RGB")
         return [r for r in results if r is not None]
 
     def _render(self, greys: Sequence[Image.Image]) -> list[Image.Image]:
         """DeOldify's own step: the grey picture as RGB in [0, 1], the generator's RGB truncated to 8 bits."""
         planes = np.stack([np.asarray(g.convert("L"), dtype=np.float32) for g in greys]) / np.float32(255.0)
         x = torch.from_numpy(planes)[:, None].expand(-1, 3, -1, -1).to(self.device)  # (B, 3, H, W)
-        rgb = self.model.render(x)  # (B, 3, H, W) in [0, 1]
+        render = cast(Callable[[torch.Tensor], torch.Tensor], self.model.render)  # DeOldify's, see __init__
+        rgb = render(x)  # (B, 3, H, W) in [0, 1]
         rgb8 = (rgb.float() * 255.0).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()  # truncated, as DeOldify
         return [Image.fromarray(np.ascontiguousarray(one), "RGB") for one in rgb8]
 
@@ -298,8 +304,12 @@ class Colorizer:
         """
         ref = decode_reference(reference) if isinstance(reference, bytes) else reference
         self.check_options(hints, seed, size, reference=ref)
-        decoded = imaging.decode(image) if isinstance(image, bytes) else None
-        rgb = decoded.rgb if decoded else image.convert("RGB")
+        decoded: imaging.DecodedImage | None = None
+        if isinstance(image, bytes):
+            decoded = imaging.decode(image)
+            rgb = decoded.rgb
+        else:
+            rgb = image.convert("RGB")
         small_ref = self.reference_input(ref, size) if ref is not None else None
         colour_small = self.colorize_working(self.model_input(rgb, size), hints=hints, seed=seed, reference=small_ref)
         result = imaging.merge_chroma(rgb, colour_small, merge=self.conventions.merge)

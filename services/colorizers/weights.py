@@ -60,7 +60,7 @@ def save(
     """Write ``<name>.safetensors`` + ``<name>.json``; returns the safetensors path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    architecture = model.model_id
+    architecture = str(model.model_id)
     name = name or architecture
     backbone = backbone_of(model)
     state = {

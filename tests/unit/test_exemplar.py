@@ -25,7 +25,7 @@ from gateway.settings import Settings
 from tests.helpers import free_port, make_photo, to_bytes
 from training import exemplar as exemplar_training
 from training.metrics import delta_e00
-from training.recipes import other_view
+from training.recipes import other_view as recipe_other_view
 
 SIDE = 128
 
@@ -154,7 +154,7 @@ def test_measure_on_synthetic_photos(colorizer):
 
 def test_recipe_view_keeps_the_shape():
     lab = torch.rand(2, 3, 32, 40)
-    view = other_view(lab, torch.Generator().manual_seed(0))
+    view = recipe_other_view(lab, torch.Generator().manual_seed(0))
     assert view.shape == lab.shape and not torch.equal(view, lab)
 
 

@@ -481,9 +481,10 @@ class DeOldify(ColorizationModel):
 
 class DeOldifyPretrained(PretrainedColorizer):
     """DeOldify's U-Net generator on a pretrained EfficientNet-Lite encoder (ImageNet knowledge, as DeOldify's
-    ResNets): two middle convs on the 1/32 map (C -> C, where DeOldify widens to 2C), U-Net blocks with the 1/16, 1/8 and 1/4 skips (self-attention in
-    the 1/8 block), two final pixel-shuffle upsamplings, the input concatenated, a residual block and a 1x1 conv
-    to ImageNet-normalised RGB through sigmoid into ``y_range``; spectral norm on every decoder conv.
+    ResNets): two middle convs on the 1/32 map (C -> C, where DeOldify widens to 2C), U-Net blocks with the
+    1/16, 1/8 and 1/4 skips (self-attention in the 1/8 block), two final pixel-shuffle upsamplings, the input
+    concatenated, a residual block and a 1x1 conv to ImageNet-normalised RGB through sigmoid into
+    ``y_range``; spectral norm on every decoder conv.
     """
 
     def __init__(

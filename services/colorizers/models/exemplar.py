@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -124,7 +124,7 @@ class ExemplarColorizer(PretrainedColorizer):
         if self.fallback is None:
             return torch.zeros(l.shape[0], 2, *l.shape[-2:], device=l.device)
         with provided_features(self.fallback, features):  # the shared encoder returns these, no second pass
-            return self.fallback.predict_ab(l).float()
+            return cast(PretrainedColorizer, self.fallback).predict_ab(l).float()
 
     def _carry(
         self, l: torch.Tensor, features: dict[int | str, torch.Tensor], reference: torch.Tensor

@@ -89,7 +89,9 @@ class PretrainedColorizer(ColorizationModel):
         seed: int | None = None,
     ) -> torch.Tensor:
         h, w = l.shape[-2:]
-        l, hint_ab, hint_mask = (pad_to_multiple(t) if t is not None else None for t in (l, hint_ab, hint_mask))
+        l = pad_to_multiple(l)
+        hint_ab = pad_to_multiple(hint_ab) if hint_ab is not None else None
+        hint_mask = pad_to_multiple(hint_mask) if hint_mask is not None else None
         ab = self.native_ab(l, hint_ab, hint_mask, seed)[..., :h, :w].float()  # (B, 2, H, W)
         confident = confident_chroma(ab, self.chroma_floor, self.chroma_gain)
         if hint_mask is None:

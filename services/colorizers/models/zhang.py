@@ -335,10 +335,8 @@ class TopDownFusion(nn.Module):
 
     def forward(self, features: dict) -> torch.Tensor:
         finest = features[self.strides[0]]
-        out = 0
-        for stride in self.strides:
-            out = out + upsample_to(self.project[str(stride)](features[stride]), finest)  # (B, width, H/4, W/4)
-        return out
+        projected = [upsample_to(self.project[str(s)](features[s]), finest) for s in self.strides]
+        return torch.stack(projected).sum(dim=0)  # (B, width, H/4, W/4)
 
 
 class ECCV16Pretrained(PretrainedColorizer):
