@@ -24,9 +24,10 @@ from training.evaluate import SEED, Photo, load_photos, score
 
 log = logging.getLogger(__name__)
 
-GAINS = (0.6, 0.8, 1.0, 1.2, 1.4, 1.7, 2.0)
+GAINS = (0.6, 0.8, 1.0, 1.2, 1.4, 1.7, 2.0, 2.5, 3.0)
 FLOORS = (0.0, 4.0, 8.0, 12.0, 16.0, 20.0, 25.0)
 TEMPERATURES = (0.38, 0.6, 1.0)
+GREY_MARGIN = 0.995  # "beats grey" means at least 0.5 % below it
 MIN_CF_RATIO = 0.5  # colourful enough: at least half of the truth's colourfulness (Hasler and Süsstrunk)
 
 
@@ -53,11 +54,12 @@ def decode_table(
 def choose(candidates: list[dict[str, Any]], grey: float, min_cf_ratio: float = MIN_CF_RATIO) -> dict[str, Any]:
     """The decoding a user is best served by, in this order of preference:
 
-    1. the lowest ΔE00 among those that beat grey and keep ``min_cf_ratio`` of the truth's colourfulness;
+    1. the lowest ΔE00 among those that beat grey (by a margin: the fit is made on the final colours, the
+       model applies it at its working size) and keep ``min_cf_ratio`` of the truth's colourfulness;
     2. else the most colourful among those that beat grey by at least 1 %;
     3. else the lowest ΔE00 (the model has too little to offer on unfamiliar photos).
     """
-    good = [c for c in candidates if c["delta_e00"] < grey and c["cf_ratio"] >= min_cf_ratio]
+    good = [c for c in candidates if c["delta_e00"] <= GREY_MARGIN * grey and c["cf_ratio"] >= min_cf_ratio]
     if good:
         return min(good, key=lambda c: c["delta_e00"])
     safe = [c for c in candidates if c["delta_e00"] <= 0.99 * grey]

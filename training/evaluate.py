@@ -118,14 +118,19 @@ def select_models(
         requested = list(models)
     if not requested:
         raise EvaluationError("no models given: use --models all or a comma-separated list of model ids")
+    skipped: list[dict[str, str]] = []
     if requested == ["all"]:
         imported = [n for n, meta in found.items() if meta.get("provenance") == "imported" and _is_served(meta)]
         requested = served + sorted(n for n in imported if n not in served)
+        for spec in list_models(served_only=True):
+            if spec.needs_reference:  # colours from a reference photo: scored with references (docs/exemplar.md)
+                requested.remove(spec.id)
+                skipped.append({"model": spec.id, "reason": "needs a reference photo; see docs/exemplar.md"})
     known = set(served) | {spec.id for spec in list_models()} | set(found)
     unknown = [m for m in requested if m not in known]
     if unknown:
         raise EvaluationError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    chosen, skipped = [], []
+    chosen = []
     for name in dict.fromkeys(requested):
         if name in found:
             chosen.append(name)

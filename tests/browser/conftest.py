@@ -112,13 +112,16 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Photos:
 
 @pytest.fixture(scope="session")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    """The gateway serving tiny untrained models from a temporary weights folder, on free loopback ports."""
+    """The gateway on free loopback ports, serving tiny untrained models from a temporary weights folder (the
+    shipped weights when the run takes the docs' screenshots, so the pictures show the real models)."""
     root = tmp_path_factory.mktemp("web-gateway")
-    for name in MODELS:
-        weights.save(create_model(name, "tiny"), root / "weights", variant="tiny", provenance="untrained")
+    weights_dir = REPO / "model_store" / "weights" if SCREENSHOTS else root / "weights"
+    if not SCREENSHOTS:
+        for name in MODELS:
+            weights.save(create_model(name, "tiny"), weights_dir, variant="tiny", provenance="untrained")
     server = Gateway.with_settings(
         backend="embedded",
-        weights_dir=root / "weights",
+        weights_dir=weights_dir,
         result_dir=root / "results",
         models=MODELS,
         api_keys=[],

@@ -54,9 +54,11 @@ def test_report_has_every_model_and_the_baseline(report: dict) -> None:
     assert set(report["models"]) == {*MODELS, evaluate.BASELINE}
     assert report["images"]["count"] == 3
     assert report["images"]["names"] == ["photo0.png", "photo1.png", "photo2.png"]
-    served_without_weights = {s.id for s in list_models(served_only=True)} - set(MODELS)
-    assert {s["model"] for s in report["skipped"]} == served_without_weights
-    assert all("--allow-untrained" in s["reason"] for s in report["skipped"])
+    automatic = {s.id for s in list_models(served_only=True) if not s.needs_reference}
+    reasons = {s["model"]: s["reason"] for s in report["skipped"]}
+    assert set(reasons) == (automatic - set(MODELS)) | {"exemplar"}
+    assert all("--allow-untrained" in reason for name, reason in reasons.items() if name != "exemplar")
+    assert "needs a reference photo" in reasons["exemplar"]  # scored with references in docs/exemplar.md
     assert report["command"].startswith("python -m training evaluate --images ")
     assert report["settings"]["device"] == "cpu"
 
@@ -129,7 +131,9 @@ def test_all_means_models_with_weights_plus_imported(tmp_path: Path) -> None:
     assert chosen == ["coloria-cnn", "zhang-eccv16-x"]
     assert "coloria-cnn" not in {s["model"] for s in skipped} and "zhang-eccv16" in {s["model"] for s in skipped}
     chosen, skipped = evaluate.select_models("all", tmp_path, allow_untrained=True)
-    assert skipped == [] and {"coloria-cnn", "zhang-eccv16", "zhang-eccv16-x"} <= set(chosen)
+    assert [s["model"] for s in skipped] == ["exemplar"] and {"coloria-cnn", "zhang-eccv16", "zhang-eccv16-x"} <= set(
+        chosen
+    )
     assert evaluate.select_models("zhang-eccv16-x, coloria-cnn", tmp_path)[0] == ["zhang-eccv16-x", "coloria-cnn"]
 
 
