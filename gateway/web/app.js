@@ -149,15 +149,14 @@ function renderPreviews() {
   $("file-count").textContent = n ? `${n} of ${MAX_FILES} photos chosen.` : "";
 }
 
-function setUpUpload() {
-  const input = $("file-input");
-  const zone = $("dropzone");
+// A drop zone: click to pick, drag and drop, highlighted while dragging; `take` receives the files.
+function setUpDropZone(zone, input, clickable, take) {
   input.addEventListener("change", () => {
-    addFiles(input.files);
+    if (input.files.length) take(input.files);
     input.value = "";
   });
   zone.addEventListener("click", (event) => {
-    if (event.target === zone || event.target.closest(".dropzone-icon, .dropzone-or")) input.click();
+    if (event.target === zone || event.target.closest(clickable)) input.click();
   });
   for (const type of ["dragenter", "dragover"]) {
     zone.addEventListener(type, (event) => {
@@ -170,8 +169,13 @@ function setUpUpload() {
   }
   zone.addEventListener("drop", (event) => {
     event.preventDefault();
-    if (event.dataTransfer && event.dataTransfer.files.length) addFiles(event.dataTransfer.files);
+    event.stopPropagation();
+    if (event.dataTransfer && event.dataTransfer.files.length) take(event.dataTransfer.files);
   });
+}
+
+function setUpUpload() {
+  setUpDropZone($("dropzone"), $("file-input"), ".dropzone-icon, .dropzone-or", addFiles);
   // A photo dropped beside the zone must not replace the page.
   window.addEventListener("dragover", (event) => event.preventDefault());
   window.addEventListener("drop", (event) => event.preventDefault());
@@ -197,28 +201,7 @@ function setReference(file) {
 
 function setUpReference() {
   const input = $("reference-input");
-  const zone = $("reference-dropzone");
-  input.addEventListener("change", () => {
-    if (input.files.length) setReference(input.files[0]);
-    input.value = "";
-  });
-  zone.addEventListener("click", (event) => {
-    if (event.target === zone || event.target.closest(".dropzone-or")) input.click();
-  });
-  for (const type of ["dragenter", "dragover"]) {
-    zone.addEventListener(type, (event) => {
-      event.preventDefault();
-      zone.classList.add("dragging");
-    });
-  }
-  for (const type of ["dragleave", "dragend", "drop"]) {
-    zone.addEventListener(type, () => zone.classList.remove("dragging"));
-  }
-  zone.addEventListener("drop", (event) => {
-    event.preventDefault();
-    event.stopPropagation();
-    if (event.dataTransfer && event.dataTransfer.files.length) setReference(event.dataTransfer.files[0]);
-  });
+  setUpDropZone($("reference-dropzone"), input, ".dropzone-or", (files) => setReference(files[0]));
   $("reference-remove").addEventListener("click", () => {
     setReference(null);
     input.focus();

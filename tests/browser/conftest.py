@@ -110,20 +110,18 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Photos:
     )
 
 
-@pytest.fixture(scope="session")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    """The gateway on free loopback ports, serving tiny untrained models from a temporary weights folder (the
-    shipped weights when the run takes the docs' screenshots, so the pictures show the real models)."""
-    root = tmp_path_factory.mktemp("web-gateway")
-    weights_dir = REPO / "model_store" / "weights" if SCREENSHOTS else root / "weights"
-    if not SCREENSHOTS:
-        for name in MODELS:
+def serve(root: Path, models: list[str], weights_dir: Path | None = None) -> Iterator[Gateway]:
+    """A gateway (embedded backend, free loopback ports) serving ``models``: tiny untrained ones saved under
+    ``root`` unless ``weights_dir`` is given."""
+    if weights_dir is None:
+        weights_dir = root / "weights"
+        for name in models:
             weights.save(create_model(name, "tiny"), weights_dir, variant="tiny", provenance="untrained")
     server = Gateway.with_settings(
         backend="embedded",
         weights_dir=weights_dir,
         result_dir=root / "results",
-        models=MODELS,
+        models=models,
         api_keys=[],
         embedded_threads=2,
     )
@@ -133,6 +131,13 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """The page's gateway; the docs' screenshots (`make screenshots`) show the shipped weights."""
+    shipped = REPO / "model_store" / "weights" if SCREENSHOTS else None
+    yield from serve(tmp_path_factory.mktemp("web-gateway"), MODELS, shipped)
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,7 @@ from PIL import Image, ImageOps
 from playwright.sync_api import expect
 from skimage import data as samples
 
-from colorizers import weights
-from colorizers.registry import create_model
-from tests.browser.conftest import Photos, WatchedPage
+from tests.browser.conftest import Photos, WatchedPage, serve
 from tests.browser.test_web import colourise
 from tests.integration.processes import Gateway
 
@@ -23,18 +21,7 @@ MODELS = ["exemplar", "wallner-beta"]
 
 @pytest.fixture(scope="module")
 def reference_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    root = tmp_path_factory.mktemp("reference-gateway")
-    for name in MODELS:
-        weights.save(create_model(name, "tiny"), root / "weights", variant="tiny", provenance="untrained")
-    server = Gateway.with_settings(
-        backend="embedded", weights_dir=root / "weights", result_dir=root / "results", models=MODELS, api_keys=[]
-    )
-    server.start()
-    try:
-        server.wait_ready(timeout=60)
-        yield server
-    finally:
-        server.stop()
+    yield from serve(tmp_path_factory.mktemp("reference-gateway"), MODELS)
 
 
 @pytest.fixture(scope="module")
