@@ -1,9 +1,10 @@
 """Calibrate how sure a model is: chroma floor and gain (and temperature) fitted on held-out-package photos.
 
-A model trained on a few hundred photos is confidently wrong on kinds of photos it has never seen. Scaling its
-chroma towards grey by a gain fitted on photos from source packages that training never saw (and, for the
-classification model, choosing its annealed-mean temperature there) is the cheapest honest fix: the fitted
-values are written into the weights sidecar (``model_args``), so every serving path decodes with them.
+A model trained on a few hundred photos is confidently wrong on kinds of photos it has never seen. Dropping its
+weak (unsure) chroma to grey and scaling the rest, with a floor and a gain fitted on photos from source packages
+that training never saw (and, for the classification model, choosing its annealed-mean temperature there), is
+the cheapest honest fix: the fitted values go into the weights sidecar (``model_args``), so every serving path
+decodes with them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from colorizers import color, weights
 from colorizers.models.pretrained import PretrainedColorizer
 from colorizers.pipeline import Colorizer
+from colorizers.registry import get_spec
 from training.evaluate import SEED, Photo, load_photos, score
 
 log = logging.getLogger(__name__)
@@ -132,7 +134,11 @@ def write_calibration(
 def main(args: Any) -> int:
     names = args.models.split(",")
     if args.models == "all":
-        names = [n for n, meta in weights.available(args.weights_dir).items() if meta.get("backbone")]
+        names = [
+            n
+            for n, meta in weights.available(args.weights_dir).items()
+            if meta.get("backbone") and not get_spec(meta["architecture"]).needs_reference  # automatic models
+        ]
     for name in names:
         record = calibrate(name, Path(args.images), args.weights_dir, write=not args.dry_run)
         best, plain = record["chosen"], record["plain"]

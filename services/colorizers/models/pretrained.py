@@ -26,8 +26,6 @@ class FrozenEncoder(nn.Module):
         self.train(False)  # ImageNet BatchNorm statistics, from the start
         self.channels = self.net.feature_channels  # {4: c4, 8: c8, 16: c16, 32: c32}
         self.provided: dict[int | str, torch.Tensor] | None = None  # precomputed features (training cache)
-        self.dropout = 0.0  # share of feature channels dropped while the model around it trains
-        self.dropping = False
 
     def train(self, mode: bool = True) -> FrozenEncoder:
         super().train(False)  # ImageNet BatchNorm statistics stay as published
@@ -37,15 +35,10 @@ class FrozenEncoder(nn.Module):
     def forward(self, l: torch.Tensor) -> dict[int | str, torch.Tensor]:
         """L (B, 1, H, W), H and W multiples of 32 -> {4, 8, 16, 32: maps, "embedding": (B, 1280), "logits"}."""
         if self.provided is not None:
-            features = dict(self.provided)
-        else:
-            dtype = self.net._conv_stem.weight.dtype
-            features = self.net.features(grey_input(l).to(dtype))
-            features["logits"] = self.net._fc(features["embedding"])  # (B, 1000) ImageNet classes
-        if self.dropping and self.dropout > 0:  # regularises the head: no single feature channel decides a colour
-            for key, value in features.items():
-                if isinstance(key, int):
-                    features[key] = F.dropout2d(value, self.dropout, training=True)
+            return self.provided
+        dtype = self.net._conv_stem.weight.dtype
+        features = self.net.features(grey_input(l).to(dtype))
+        features["logits"] = self.net._fc(features["embedding"])  # (B, 1000) ImageNet classes
         return features
 
 
@@ -60,19 +53,11 @@ class PretrainedColorizer(ColorizationModel):
     painting its training photos' colours over them. Pictures with user hints keep their full chroma.
     """
 
-    def __init__(
-        self, backbone: str, chroma_gain: float = 1.0, chroma_floor: float = 0.0, feature_dropout: float = 0.0
-    ) -> None:
+    def __init__(self, backbone: str, chroma_gain: float = 1.0, chroma_floor: float = 0.0) -> None:
         super().__init__()
         self.encoder = FrozenEncoder(backbone)
-        self.encoder.dropout = feature_dropout
         self.chroma_gain = chroma_gain
         self.chroma_floor = chroma_floor
-
-    def train(self, mode: bool = True) -> PretrainedColorizer:
-        super().train(mode)
-        self.encoder.dropping = mode
-        return self
 
     def native_ab(
         self, l: torch.Tensor, hint_ab: torch.Tensor | None, hint_mask: torch.Tensor | None, seed: int | None
