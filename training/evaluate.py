@@ -32,6 +32,11 @@ SEED = 0  # models with diverse outputs are scored with this seed, so a report c
 # Truth Lab images are kept between models up to this many pixels in all (12 bytes a pixel), else recomputed.
 _CACHE_PIXELS = 40_000_000
 
+# What the dataset builder's photo folders hold, for the docs pages' titles.
+PHOTO_SETS = {
+    "unseen_photos": "photos of source packages that training never saw",
+    "val_photos": "held-out photos of the training packages",
+}
 # Acceptance bar: mean dE00 at least 10 % below the grey baseline, and colourfulness at least half the truth's.
 ACCEPT_DELTA_E_BELOW_BASELINE = 0.10
 ACCEPT_CF_RATIO = 0.50
@@ -681,7 +686,8 @@ def write_docs(report: dict[str, Any], out: str | os.PathLike[str], docs: str | 
     grid, chart = f"img/{docs.stem}-grid.png", f"img/{docs.stem}-delta-e00.png"  # one pair of pictures per page
     shutil.copyfile(Path(out) / "grid.png", docs.parent / grid)
     shutil.copyfile(Path(out) / "delta_e00.png", docs.parent / chart)
-    text = render_markdown(report, grid=grid, chart=chart, title=f"Evaluation: {Path(report['images']['dir']).name}")
+    folder = Path(report["images"]["dir"]).name
+    text = render_markdown(report, grid=grid, chart=chart, title=f"Evaluation: {PHOTO_SETS.get(folder, folder)}")
     docs.write_text(text)
     return docs
 
