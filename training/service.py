@@ -47,7 +47,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from colorizers.registry import list_models
+from colorizers.registry import get_spec, list_models
+from training.calibrate import calibrate
 from training.data import list_crops
 from training.package import build_archive, register, version_of
 from training.recipes import RECIPES
@@ -722,6 +723,11 @@ def package_job(job: Job, settings: Settings) -> tuple[dict[str, Any], dict[str,
     """Weights into the store, the archive beside them, the registration: (artifacts, registration)."""
     files = job_files(job, settings)
     weights_path, sidecar = publish_weights(files.staging, job.model, job.name, settings.weights_dir, job.id)
+    calibration_photos = settings.data_dir / "unseen_photos"
+    calibration = None
+    if sidecar.get("backbone") and not get_spec(job.model).needs_reference and calibration_photos.is_dir():
+        # A compact model decodes with a floor and gain fitted on the held-out-package photos.
+        calibration = calibrate(job.name, calibration_photos, settings.weights_dir)["chosen"]
     archive = build_archive(job.name, weights_dir=settings.weights_dir, export_dir=settings.model_store)
     artifacts = {
         "weights": str(weights_path),
@@ -729,6 +735,7 @@ def package_job(job: Job, settings: Settings) -> tuple[dict[str, Any], dict[str,
         "archive": str(archive),
         "archive_version": version_of(sidecar),
         "metrics": sidecar.get("metrics"),
+        "calibration": calibration,
     }
     if job.request.get("register", True):
         registration = register_archive(settings, archive)
