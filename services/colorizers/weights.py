@@ -107,11 +107,8 @@ def read_sidecar(name: str, directory: str | os.PathLike[str] | None = None) -> 
 
 def load(name: str, directory: str | os.PathLike[str] | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Build the model a sidecar describes and load its weights (strict). Returns (model in eval mode, sidecar)."""
-    meta = read_sidecar(name, directory)
+    state, meta = joined(name, directory)
     model = create_model(meta["architecture"], None, **meta["model_args"])
-    state = load_file(str(weights_dir(directory) / f"{name}.safetensors"))
-    if meta.get("backbone") and not meta["backbone"].get("joined"):
-        state.update(backbone_state(meta["backbone"]))
     load_state(model, state)
     model.eval()
     return model, meta

@@ -291,7 +291,14 @@ class WallnerFull(_WallnerBase):
 # --------------------------------------------------------------------------------------------------------------
 
 
-class WallnerBetaPretrained(PretrainedColorizer):
+class _WallnerPretrained(PretrainedColorizer):
+    """Shared contract of the compact Wallner models: ``forward(l)`` -> ab / 128 through tanh."""
+
+    def native_ab(self, l, hint_ab, hint_mask, seed):
+        return denormalize_ab(self(l).float(), AB_SCALE)
+
+
+class WallnerBetaPretrained(_WallnerPretrained):
     """Beta's upsampling decoder (no skip connections, ReLU 3x3 convs, tanh ab/128) on the encoder's 1/16 map."""
 
     def __init__(self, backbone: str, width: int = 64, **common: float) -> None:
@@ -314,11 +321,8 @@ class WallnerBetaPretrained(PretrainedColorizer):
         features = self.encoder(l)
         return upsample_to(self.decoder(features[16]), l)  # (B, 2, H/2, W/2) -> (B, 2, H, W)
 
-    def native_ab(self, l, hint_ab, hint_mask, seed):
-        return denormalize_ab(self(l).float(), AB_SCALE)
 
-
-class WallnerFullPretrained(PretrainedColorizer):
+class WallnerFullPretrained(_WallnerPretrained):
     """Deep Koalarization on a pretrained classifier: mid-level features at 1/8, the classifier's pooled
     1280-d embedding tiled over them and fused by a 1x1 conv, then the upsampling decoder, tanh ab/128."""
 
@@ -344,6 +348,3 @@ class WallnerFullPretrained(PretrainedColorizer):
         tiled = features["embedding"][:, :, None, None].expand(-1, -1, *mid.shape[-2:])  # (B, 1280, H/8, W/8)
         fused = self.fusion(torch.cat([mid, tiled], dim=1))  # (B, F, H/8, W/8)
         return upsample_to(self.decoder(fused), l)  # (B, 2, H/2, W/2) -> (B, 2, H, W)
-
-    def native_ab(self, l, hint_ab, hint_mask, seed):
-        return denormalize_ab(self(l).float(), AB_SCALE)
