@@ -88,7 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _error_response(error: GatewayError) -> JSONResponse:
     metrics.ERRORS.labels(error.code).inc()
-    return JSONResponse(error.body(), status_code=error.http_status)
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+    return JSONResponse(error.body(), status_code=error.http_status, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

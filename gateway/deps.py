@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from gateway.errors import Unauthorized
+from gateway.auth import client_for
 from gateway.service import ColorizeService
 from gateway.settings import Settings
 
@@ -20,18 +19,16 @@ def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def require_api_key(request: Request) -> None:
-    keys = request.app.state.settings.api_keys
-    if not keys:
-        return
+def require_api_key(request: Request) -> str | None:
+    """The client: the fingerprint of the API key the request offers (None when the gateway has no keys)."""
     header = request.headers.get("authorization", "")
     offered = (
         header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else request.headers.get("x-api-key", "")
     )
-    if not any(secrets.compare_digest(offered, key) for key in keys):
-        raise Unauthorized("send a valid API key as 'Authorization: Bearer <key>'")
+    return client_for(offered, request.app.state.settings.api_keys, how="'Authorization: Bearer <key>'")
 
 
 ServiceDep = Annotated[ColorizeService, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 ApiKey = Depends(require_api_key)
+ClientDep = Annotated[str | None, ApiKey]

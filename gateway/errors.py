@@ -14,12 +14,15 @@ class GatewayError(Exception):
     http_status = 500
     grpc_status = grpc.StatusCode.INTERNAL
     code = "internal_error"
+    retry_after: int | None = None  # seconds a client should wait before trying again (429, 503)
 
-    def __init__(self, message: str, *, code: str | None = None):
+    def __init__(self, message: str, *, code: str | None = None, retry_after: int | None = None):
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
+        if retry_after is not None:
+            self.retry_after = retry_after
 
     def body(self) -> dict:
         return {"error": {"code": self.code, "message": self.message}}
@@ -51,6 +54,7 @@ class Unprocessable(GatewayError):
 
 class TooManyRequests(GatewayError):
     http_status, grpc_status, code = 429, grpc.StatusCode.RESOURCE_EXHAUSTED, "busy"
+    retry_after = 1
 
 
 class ModelFailed(GatewayError):
@@ -59,10 +63,17 @@ class ModelFailed(GatewayError):
 
 class Unavailable(GatewayError):
     http_status, grpc_status, code = 503, grpc.StatusCode.UNAVAILABLE, "unavailable"
+    retry_after = 5  # about how long TorchServe takes to restart a worker
 
 
 class DeadlineExceeded(GatewayError):
     http_status, grpc_status, code = 504, grpc.StatusCode.DEADLINE_EXCEEDED, "timeout"
+
+
+class InsufficientStorage(GatewayError):
+    """The result store has no room for a result: Redis at its maxmemory, or the result folder's disk full."""
+
+    http_status, grpc_status, code = 507, grpc.StatusCode.RESOURCE_EXHAUSTED, "result_store_full"
 
 
 _IMAGE_ERRORS: dict[str, type[GatewayError]] = {

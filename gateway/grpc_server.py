@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
 
@@ -14,8 +13,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from gateway import metrics
+from gateway.auth import client_for
 from gateway.catalogue import ModelInfo
-from gateway.errors import BadRequest, DeadlineExceeded, GatewayError, Unauthorized, Unprocessable, from_exception
+from gateway.errors import BadRequest, DeadlineExceeded, GatewayError, Unprocessable, from_exception
 from gateway.proto import colorizer_pb2 as pb
 from gateway.proto import colorizer_pb2_grpc as pb_grpc
 from gateway.service import ALL, ColorizeService, ModelOutput, Options, Upload
@@ -50,29 +50,29 @@ class ColorizerServicer(pb_grpc.ColorizerServicer):
         return pb.ListModelsResponse(models=models)
 
     async def Colorize(self, request: pb.ColorizeRequest, context: grpc.aio.ServicerContext) -> pb.ColorizeResponse:
-        async with self._rpc("Colorize", context):
-            response = await self._colorize(request)
+        async with self._rpc("Colorize", context) as client:
+            response = await self._colorize(request, client)
         return response
 
     async def ColorizeAll(
         self, request: pb.ColorizeAllRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ColorizeAllResponse]:
-        async with self._rpc("ColorizeAll", context):
+        async with self._rpc("ColorizeAll", context) as client:
             names = [] if ALL in request.models else list(dict.fromkeys(request.models))
             upload = Upload(request.filename or "image", request.image)
             options = to_options(request.options, model=ALL, reference=request.reference)
-            stream = self.service.colorize_stream(upload, names, options)
+            stream = self.service.colorize_stream(upload, names, options, client=client)
             # aclosing: a client that hangs up cancels the models still running
             async with contextlib.aclosing(stream) as outputs:
                 async for result_id, expires_at, output in outputs:
                     yield all_response(result_id, expires_at, output)
 
-    async def _colorize(self, request: pb.ColorizeRequest) -> pb.ColorizeResponse:
+    async def _colorize(self, request: pb.ColorizeRequest, client: str | None) -> pb.ColorizeResponse:
         if not request.model or request.model == ALL:
             raise BadRequest("set 'model' to a model id from ListModels (ColorizeAll runs every model)")
         upload = Upload(request.filename or "image", request.image)
         options = to_options(request.options, model=request.model, reference=request.reference)
-        result = await self.service.colorize([upload], options)
+        result = await self.service.colorize([upload], options, client=client)
         entry = result.files[0]
         output = entry.outputs[0]
         if output.status != "ok":  # the only output failed: the call fails with that model's error
@@ -90,17 +90,17 @@ class ColorizerServicer(pb_grpc.ColorizerServicer):
         )
 
     @contextlib.asynccontextmanager
-    async def _rpc(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-        """Authenticate, time and count one call; turn its failure into the error's gRPC status."""
+    async def _rpc(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[str | None]:
+        """Authenticate (yields the client), time and count one call; turn its failure into the error's gRPC status."""
         started = time.perf_counter()
         status = grpc.StatusCode.OK
         try:
-            self._authenticate(context)
-            yield
+            yield self._authenticate(context)
         except GatewayError as error:
             status = error.grpc_status
             metrics.ERRORS.labels(error.code).inc()
-            await context.abort(status, error.message)
+            retry = (("retry-after", str(error.retry_after)),) if error.retry_after else ()
+            await context.abort(status, error.message, trailing_metadata=retry)
         except grpc.aio.AbortError:
             status = context.code() or grpc.StatusCode.UNKNOWN
             raise
@@ -118,13 +118,10 @@ class ColorizerServicer(pb_grpc.ColorizerServicer):
             metrics.REQUESTS.labels(api, METRICS_METHOD, status.name).inc()
             metrics.REQUEST_SECONDS.labels(api, METRICS_METHOD).observe(time.perf_counter() - started)
 
-    def _authenticate(self, context: grpc.aio.ServicerContext) -> None:
-        if not self.api_keys:
-            return
+    def _authenticate(self, context: grpc.aio.ServicerContext) -> str | None:
         header = next((str(value) for key, value in context.invocation_metadata() or () if key == "authorization"), "")
         offered = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
-        if not any(secrets.compare_digest(offered.encode(), key.encode()) for key in self.api_keys):
-            raise Unauthorized("send a valid API key as metadata 'authorization: Bearer <key>'")
+        return client_for(offered, self.api_keys, how="metadata 'authorization: Bearer <key>'")
 
 
 def to_options(options: pb.Options, *, model: str, reference: bytes = b"") -> Options:

@@ -22,3 +22,15 @@ FANOUT_SECONDS = Histogram(
 IN_FLIGHT = Gauge("gateway_in_flight_requests", "Colourisation requests being processed.")
 ERRORS = Counter("gateway_errors_total", "Errors returned to clients, by error code.", ["code"])
 BYTES = Counter("gateway_bytes_total", "Image bytes received and returned.", ["direction"])
+BACKEND_RETRIES = Counter(
+    "gateway_backend_retries_total", "Inferences sent again because the backend failed before answering.",
+    ["model", "reason"],
+)
+CLIENT_REQUESTS = Counter(
+    "gateway_client_requests_total",
+    "Colourisation requests per API key (its fingerprint) by outcome: admitted, rate_limited, concurrency_limited.",
+    ["client", "outcome"],
+)
+CLIENT_IN_FLIGHT = Gauge(
+    "gateway_client_in_flight_requests", "Colourisation requests in progress per API key.", ["client"]
+)

@@ -39,6 +39,7 @@ from gateway.errors import (
     Unprocessable,
     from_exception,
 )
+from gateway.quotas import ClientQuotas
 from gateway.settings import Settings
 from gateway.store import ResultStore
 
@@ -107,6 +108,9 @@ class ColorizeService:
         self.store = store
         self.catalogue = catalogue
         self._in_flight = 0
+        self.quotas = ClientQuotas(
+            settings.key_requests_per_minute, settings.key_burst, settings.key_max_concurrent
+        )
 
     # -- models and readiness -------------------------------------------------------------------
 
@@ -151,8 +155,12 @@ class ColorizeService:
 
     # -- colourisation --------------------------------------------------------------------------
 
-    async def colorize(self, uploads: Sequence[Upload], options: Options) -> ColorizeResult:
-        """Every upload through every requested model, models concurrently; per-model status."""
+    async def colorize(
+        self, uploads: Sequence[Upload], options: Options, *, client: str | None = None
+    ) -> ColorizeResult:
+        """Every upload through every requested model, models concurrently; per-model status.
+
+        ``client`` (an API key's fingerprint) is held to its quotas (gateway/quotas.py)."""
         models = self._models_for(options.model)
         if not uploads:
             raise BadRequest("send at least one image in the 'images' field")
@@ -161,7 +169,7 @@ class ColorizeService:
         if options.model == ALL and len(uploads) != 1:
             raise BadRequest("'all' models takes exactly one image; send one image or pick a model")
         self._check_options(options, models)
-        async with self._slot():
+        async with self._slot(client):
             references = await self._decode_reference(models, options)
             result_id, expires_at = self.store.new_id(), self.store.expires_at()
             files = []
@@ -181,12 +189,12 @@ class ColorizeService:
             return ColorizeResult(result_id, expires_at, files)
 
     async def colorize_stream(
-        self, upload: Upload, model_names: Sequence[str], options: Options
+        self, upload: Upload, model_names: Sequence[str], options: Options, *, client: str | None = None
     ) -> AsyncGenerator[tuple[str, float, ModelOutput], None]:
         """One image through several models; yields (result id, expiry, output) as each model finishes."""
         models = [self._model(n) for n in model_names] if model_names else self._models_for(ALL)
         self._check_options(options, models)
-        async with self._slot():
+        async with self._slot(client):
             references = await self._decode_reference(models, options)
             result_id, expires_at = self.store.new_id(), self.store.expires_at()
             decoded, inputs = await self._decode(upload, models, options)
@@ -347,25 +355,29 @@ class ColorizeService:
         self.store.put(result_id, name, data, expires_at)
         return data
 
-    def _slot(self) -> _Slot:
-        return _Slot(self)
+    def _slot(self, client: str | None) -> _Slot:
+        return _Slot(self, client)
 
 
 class _Slot:
-    """Admission control: at most ``max_concurrent_requests`` colourisations at once, else 429."""
+    """Admission control: at most ``max_concurrent_requests`` colourisations at once, and the client's quotas;
+    else 429."""
 
-    def __init__(self, service: ColorizeService):
+    def __init__(self, service: ColorizeService, client: str | None):
         self.service = service
+        self.client = client
 
     async def __aenter__(self) -> None:
         if self.service._in_flight >= self.service.settings.max_concurrent_requests:
             raise TooManyRequests("the gateway is busy; retry in a few seconds")
+        self.service.quotas.acquire(self.client)
         self.service._in_flight += 1
         metrics.IN_FLIGHT.inc()
 
     async def __aexit__(self, *exc: object) -> None:
         self.service._in_flight -= 1
         metrics.IN_FLIGHT.dec()
+        self.service.quotas.release(self.client)
 
 
 def _input_key(info: ModelInfo, size: int | None) -> tuple[int, str]:

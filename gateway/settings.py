@@ -22,7 +22,12 @@ class Settings(BaseSettings):
     grpc_port: int = 50051
     weights_dir: Path | None = None
     models: list[str] = Field(default_factory=list, description="served model names; empty = every model with weights")
-    result_dir: Path | None = None
+    result_store_url: str | None = Field(
+        None,
+        pattern=r"^((rediss?|unix)://.+)?$",
+        description="redis://host:port/db: results in Redis, shared by every replica; unset = in result_dir",
+    )
+    result_dir: Path = Field(Path(".run/results"), description="the result folder when no result_store_url is set")
     result_ttl_seconds: float = 600.0
     sweep_interval_seconds: float = 30.0
     max_upload_bytes: int = 25 * 1024 * 1024
@@ -32,6 +37,10 @@ class Settings(BaseSettings):
     model_timeout_seconds: float = 60.0
     embedded_threads: int = 2
     api_keys: list[str] = Field(default_factory=list, description="if set, /v1 requires one as a Bearer token")
+    # Per-key quotas (only with api_keys; 0 turns a limit off): see gateway/quotas.py.
+    key_requests_per_minute: float = 120.0
+    key_burst: int = 20
+    key_max_concurrent: int = 8
     grpc_max_message_bytes: int = 64 * 1024 * 1024
     readiness_probe_seconds: float = 30.0
 

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 
+from gateway import metrics
 from gateway.backends.base import Backend
 from gateway.errors import BadRequest, DeadlineExceeded, ModelFailed, NotFound, TooManyRequests, Unavailable
+
+# An inference has no side effects, so one that failed before TorchServe answered is sent once more: a killed
+# worker (TorchServe restarts it and queues the retry), a dropped keep-alive connection. A timeout is never
+# retried (the model may be hanging), nor is an answer the handler gave.
+RETRIES = 1
+_UNANSWERED = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
 class TorchServeBackend(Backend):
@@ -54,20 +62,31 @@ class TorchServeBackend(Backend):
         files = {"data": ("image.bmp", grey, "image/bmp")}
         if reference:
             files["reference"] = ("reference.bmp", reference, "image/bmp")
-        try:
-            response = await self.client.post(
-                f"/predictions/{model}",
-                files=files,
-                data=fields,
-                timeout=timeout,
-            )
-        except httpx.TimeoutException:
-            raise DeadlineExceeded(f"model {model} did not answer within {timeout:g} s") from None
-        except httpx.TransportError as exc:
-            raise Unavailable(f"the model server is unreachable ({type(exc).__name__})") from None
-        if response.status_code == 200:
-            return response.content
-        raise _error_for(model, response)
+        deadline = time.monotonic() + timeout
+        for attempt in range(1 + RETRIES):
+            try:
+                response = await self.client.post(
+                    f"/predictions/{model}", files=files, data=fields, timeout=max(deadline - time.monotonic(), 0.1)
+                )
+            except httpx.TimeoutException:
+                raise DeadlineExceeded(f"model {model} did not answer within {timeout:g} s") from None
+            except httpx.TransportError as exc:
+                if attempt < RETRIES and isinstance(exc, _UNANSWERED):
+                    metrics.BACKEND_RETRIES.labels(model, type(exc).__name__).inc()
+                    continue
+                raise Unavailable(f"the model server is unreachable ({type(exc).__name__})") from None
+            if response.status_code == 200:
+                return response.content
+            if attempt < RETRIES and _worker_died(response):
+                metrics.BACKEND_RETRIES.labels(model, "worker_died").inc()
+                continue
+            raise _error_for(model, response)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _worker_died(response: httpx.Response) -> bool:
+    """TorchServe's answer when the worker process running the request died (killed, out of memory): 507."""
+    return response.status_code == 507 and "worker died" in _message(response).lower()
 
 
 def _error_for(model: str, response: httpx.Response) -> Exception:

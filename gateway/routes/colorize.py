@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 
-from gateway.deps import ApiKey, ServiceDep
+from gateway.deps import ApiKey, ClientDep, ServiceDep
 from gateway.errors import PayloadTooLarge
 from gateway.schemas import ColorizeResponse, ErrorBody
 from gateway.service import ColorizeResult, Options, Upload
@@ -15,7 +15,7 @@ from gateway.service import ColorizeResult, Options, Upload
 router = APIRouter(prefix="/v1", tags=["colorize"], dependencies=[ApiKey])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (400, 404, 413, 415, 422, 429, 502, 503, 504)
+    code: {"model": ErrorBody} for code in (400, 401, 404, 413, 415, 422, 429, 502, 503, 504)
 }
 
 
@@ -28,6 +28,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 async def colorize(
     request: Request,
     service: ServiceDep,
+    client: ClientDep,
     images: Annotated[list[UploadFile], File(description="1-5 photos; exactly 1 with model=all")],
     model: Annotated[str, Form(description="a model id from /v1/models, or 'all'")] = "all",
     format: Annotated[str, Form(description="png, jpeg or webp")] = "png",
@@ -55,7 +56,7 @@ async def colorize(
     options = Options(
         model=model, format=format.lower(), hints=hints or None, seed=seed, size=size, reference=reference_data
     )
-    result = await service.colorize(uploads, options)
+    result = await service.colorize(uploads, options, client=client)
     error = result.first_error()
     if error is not None:
         raise error
