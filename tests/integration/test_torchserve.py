@@ -179,26 +179,3 @@ def test_training_registers_a_new_version_without_restart(stack):
     described = httpx.get(f"{stack['torchserve'].management_url}/models/wallner-beta").json()
     assert described[0]["modelVersion"] == version
     assert post(stack["gateway"].base_url, "wallner-beta", to_bytes(make_photo())).status_code == 200
-
-
-def test_torchserve_down_gives_503_and_recovers(tmp_path):
-    weights_dir, store = tmp_path / "weights", tmp_path / "store"
-    weights.save(create_model("coloria-cnn", "tiny"), weights_dir)
-    build_archive("coloria-cnn", weights_dir=weights_dir, export_dir=store)
-    torchserve = TorchServe(store, ["coloria-cnn.mar"], tmp_path / "ts").start()
-    gateway = Gateway.with_settings(
-        backend="torchserve", torchserve_url=torchserve.inference_url, weights_dir=weights_dir, models=["coloria-cnn"]
-    ).start()
-    try:
-        gateway.wait_ready(60)
-        torchserve.stop()
-        assert httpx.get(f"{gateway.base_url}/readyz").status_code == 503
-        response = post(gateway.base_url, "coloria-cnn", to_bytes(make_photo()))
-        assert response.status_code == 503
-        assert "unreachable" in response.json()["error"]["message"]
-        torchserve.start()
-        gateway.wait_ready(60)
-        assert post(gateway.base_url, "coloria-cnn", to_bytes(make_photo())).status_code == 200
-    finally:
-        gateway.stop()
-        torchserve.stop()
