@@ -192,6 +192,22 @@ def test_api_keys_and_message_limits(gateway_factory: Callable[..., RunningGatew
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+def test_a_key_over_its_rate_gets_resource_exhausted_with_retry_after(
+    gateway_factory: Callable[..., RunningGateway], photo_png: bytes
+) -> None:
+    gateway = gateway_factory(
+        models=["coloria-cnn"], api_keys=["s3cret"], key_requests_per_minute=2, key_burst=1
+    )
+    request = pb.ColorizeRequest(image=photo_png, model="coloria-cnn")
+    key = (("authorization", "Bearer s3cret"),)
+    with open_channel(gateway.grpc_address) as channel:
+        stub = pb_grpc.ColorizerStub(channel)
+        assert stub.Colorize(request, metadata=key, timeout=30).image
+        error = rpc_error(lambda: stub.Colorize(request, metadata=key, timeout=30))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "rate" in error.details()
+    assert dict(error.trailing_metadata())["retry-after"] == "30"  # 2 a minute: the next token in 30 s
+
+
 class ScriptedService:
     """Stands in for ColorizeService to drive the failure paths a healthy embedded gateway never takes."""
 
