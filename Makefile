@@ -6,10 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install system-deps archives proto run up down test test-unit screenshots lint bench bench-serving clean
+.PHONY: help install system-deps archives proto run up down test test-unit screenshots lint bench bench-serving bench-load clean
 
 help:
-	@echo "make run    - install, build archives, start TorchServe + gateway + training service (Ctrl-C stops)"
+	@echo "make run    - install, build archives, start TorchServe + Redis + gateway + training service (Ctrl-C stops)"
 	@echo "make test   - install what the tests need and run them all"
 	@echo "make up / make down - the stack in the background"
 
@@ -21,11 +21,13 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Debian packages the tests and the stack use: Java 17 for TorchServe, Chromium for browser tests.
+# Debian packages the tests and the stack use: Java 17 for TorchServe, Chromium for browser tests,
+# Redis for the gateway's result store.
 system-deps:
 	@missing=""; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "missing Debian packages:$$missing (install them as root)"; fi; \
@@ -68,6 +70,10 @@ bench: $(STAMP)
 # Needs the stack running in the background: make up && make bench-serving && make down
 bench-serving: $(STAMP)
 	$(PY) benchmarks/serving.py
+
+# Steady load and soak on loopback (bounded in time and count); starts the stack when none is running.
+bench-load: $(STAMP) archives
+	$(PY) benchmarks/load.py --start-stack
 
 clean:
 	rm -rf $(VENV) model_store/*.mar .pytest_cache

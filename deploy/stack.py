@@ -1,7 +1,8 @@
-"""Run the whole stack locally: TorchServe (when Java 17 is present), the gateway and the training service.
+"""Run the whole stack locally: TorchServe (when Java 17 is present), Redis, the gateway and the training service.
 
 ``python deploy/stack.py run`` stays in the foreground and stops everything on Ctrl-C;
 ``up`` starts the same in the background (pids and logs in .run/) and ``down`` stops it.
+Redis (Debian's redis-server, when installed) holds the gateway's results; without it they go to .run/results.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +26,7 @@ RUN_DIR = REPO / ".run"
 PIDS = RUN_DIR / "pids.json"
 TS_START = REPO / "deploy" / "torchserve" / "start.sh"
 TS_CONFIG = REPO / "deploy" / "torchserve" / "config.properties"
+REDIS_MAXMEMORY = "256mb"
 
 
 def java_major() -> int | None:
@@ -40,6 +43,34 @@ def ts_address(key: str, default: str) -> str:
         if line.strip().startswith(f"{key}="):
             return line.split("=", 1)[1].strip()
     return default
+
+
+def redis_command(port: int, maxmemory: str = REDIS_MAXMEMORY) -> list[str]:
+    """redis-server as the result store: loopback only, nothing written to disk (results are short-lived), and
+    at ``maxmemory`` it refuses new results (the gateway answers 507) instead of evicting results that clients
+    are about to download.
+    """
+    return [
+        "redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+        "--maxmemory", maxmemory, "--maxmemory-policy", "noeviction", "--loglevel", "warning",
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_tcp(port: int, timeout: float, process: subprocess.Popen) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
 
 
 def wait_http(url: str, timeout: float, process: subprocess.Popen | None = None) -> bool:
@@ -76,6 +107,21 @@ def start(detached: bool) -> dict[str, subprocess.Popen]:
         processes[name] = process
         return process
 
+    store_env: dict[str, str] = {}
+    store = env.get("GATEWAY_RESULT_STORE_URL") or env.get("GATEWAY_RESULT_DIR")  # the caller's own choice
+    if not store:
+        store = "the folder .run/results"  # the gateway's default
+        if not shutil.which("redis-server"):
+            print(f"stack: no redis-server (apt-get install redis-server): results go to {store}")
+        else:
+            port = free_port()
+            redis = launch("redis", redis_command(port))
+            if wait_tcp(port, 20, redis):
+                store = store_env["GATEWAY_RESULT_STORE_URL"] = f"redis://127.0.0.1:{port}/0"
+            else:
+                print(f"stack: redis-server did not start (see its output): results go to {store}")
+                stop({"redis": redis})
+                processes.pop("redis")
     inference = ts_address("inference_address", "http://127.0.0.1:8080")
     management = ts_address("management_address", "http://127.0.0.1:8081")
     backend = "embedded"
@@ -95,7 +141,7 @@ def start(detached: bool) -> dict[str, subprocess.Popen]:
             stop({"torchserve": ts})
             processes.pop("torchserve")
     launch("training", [python, "-m", "training", "serve"], {"TRAINING_TORCHSERVE_MANAGEMENT_URL": management})
-    gateway = launch("gateway", [python, "-m", "gateway"], {"GATEWAY_BACKEND": backend})
+    gateway = launch("gateway", [python, "-m", "gateway"], {"GATEWAY_BACKEND": backend, **store_env})
     http = f"http://{os.environ.get('GATEWAY_HTTP_HOST', '127.0.0.1')}:{os.environ.get('GATEWAY_HTTP_PORT', '8000')}"
     if not wait_http(f"{http}/healthz", 120, gateway):
         stop(processes)
@@ -111,7 +157,7 @@ def start(detached: bool) -> dict[str, subprocess.Popen]:
         f"  training API  {training}/v1/jobs\n"
         f"  backend       {backend}"
         + (f" ({inference}, metrics {ts_address('metrics_address', '')})" if backend == "torchserve" else "")
-        + "\n",
+        + f"\n  results       {store}\n",
         flush=True,
     )
     return processes

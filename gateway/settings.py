@@ -23,11 +23,11 @@ class Settings(BaseSettings):
     weights_dir: Path | None = None
     models: list[str] = Field(default_factory=list, description="served model names; empty = every model with weights")
     result_store_url: str | None = Field(
-        None,
+        default=None,
         pattern=r"^((rediss?|unix)://.+)?$",
         description="redis://host:port/db: results in Redis, shared by every replica; unset = in result_dir",
     )
-    result_dir: Path = Field(Path(".run/results"), description="the result folder when no result_store_url is set")
+    result_dir: Path = Field(default=Path(".run/results"), description="results when no result_store_url is set")
     result_ttl_seconds: float = 600.0
     sweep_interval_seconds: float = 30.0
     max_upload_bytes: int = 25 * 1024 * 1024

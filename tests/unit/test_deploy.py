@@ -387,6 +387,41 @@ def test_gateway_env_matches_settings(overlay):
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert "replicas" not in find(docs, "Deployment", "gateway")["spec"], "the autoscaler owns the count"
     assert find(docs, "PodDisruptionBudget", "gateway")
+    # Results are in Redis, so any replica serves any download: no client is pinned to a replica.
+    assert "sessionAffinity" not in find(docs, "Service", "gateway")["spec"]
+    redis_service = find(docs, "Service", "redis")
+    assert env["GATEWAY_RESULT_STORE_URL"] == f"redis://redis:{redis_service['spec']['ports'][0]['port']}/0"
+
+
+_BYTES = {"": 1, "kb": 2**10, "mb": 2**20, "gb": 2**30, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+
+
+def _bytes(quantity: str) -> int:
+    """Redis's "256mb" or Kubernetes' "384Mi" as bytes (both count in powers of 1024)."""
+    number, unit = re.fullmatch(r"(\d+)([A-Za-z]*)", quantity).groups()
+    return int(number) * _BYTES[unit]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_redis_is_a_result_store_that_refuses_rather_than_evicts(overlay):
+    docs = render(overlay)
+    statefulset = find(docs, "StatefulSet", "redis")
+    assert statefulset["spec"]["replicas"] == 1, "one Redis: two would each hold part of the results"
+    (redis,) = statefulset["spec"]["template"]["spec"]["containers"]
+    assert re.fullmatch(r"redis:7(\.\d+)*", redis["image"])
+    env = {e["name"]: e["value"] for e in redis["env"]}
+    args = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in redis["args"]]
+    flags = dict(zip(args[::2], args[1::2], strict=True))
+    assert flags["--maxmemory-policy"] == "noeviction"
+    assert flags["--save"] == "" and flags["--appendonly"] == "no", "results are short-lived: nothing on disk"
+    maxmemory = _bytes(flags["--maxmemory"])
+    limits, requests = redis["resources"]["limits"], redis["resources"]["requests"]
+    assert maxmemory * 1.2 <= _bytes(requests["memory"]) <= _bytes(limits["memory"]), "room above maxmemory"
+    service = find(docs, "Service", "redis")
+    assert service["spec"]["clusterIP"] == "None" and statefulset["spec"]["serviceName"] == "redis"
+    assert service["spec"]["selector"] == statefulset["spec"]["selector"]["matchLabels"]
+    assert {p["port"] for p in service["spec"]["ports"]} == {c["containerPort"] for c in redis["ports"]} == {6379}
+    assert not any(d["kind"] == "PersistentVolumeClaim" and "redis" in d["metadata"]["name"] for d in docs)
 
 
 def test_gateway_settings_load_from_the_manifests(monkeypatch):
@@ -410,6 +445,7 @@ def test_gateway_settings_load_from_the_manifests(monkeypatch):
     assert settings.torchserve_url == f"http://torchserve:{ts_ports()['inference']}"
     assert (settings.http_host, settings.http_port, settings.grpc_port) == ("0.0.0.0", 8000, 50051)
     assert settings.api_keys == []
+    assert settings.result_store_url == "redis://redis:6379/0"
 
 
 def test_training_env_matches_settings():
@@ -525,6 +561,15 @@ def test_network_policies_guard_torchserve():
         assert template["metadata"]["labels"]["app.kubernetes.io/name"] == "training"
     training = find(docs, "Deployment", "training")["spec"]["template"]["metadata"]["labels"]
     assert training["app.kubernetes.io/name"] == "training"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_the_gateway_reaches_redis(overlay):
+    docs = render(overlay)
+    only_gateway = [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}]
+    assert _allowed_sources(docs, "redis", 6379) == only_gateway
+    gateway = find(docs, "Deployment", "gateway")["spec"]["template"]["metadata"]["labels"]
+    assert gateway["app.kubernetes.io/name"] == "gateway"
 
 
 # --- Dockerfiles ---------------------------------------------------------------------------------------------

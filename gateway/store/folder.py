@@ -1,58 +1,65 @@
-"""Result store: files under unguessable ids on disk, deleted after a TTL by a background sweeper."""
+"""The folder store: one folder per result id holding its files and an expiry stamp, swept in the background.
+
+The zero-setup default: results outlive a gateway restart (the folder is not a temporary one), and
+replicas share them only through a shared volume.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
-import re
-import secrets
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 from gateway.errors import NotFound
+from gateway.store.base import GONE, ResultStore, check_id, check_name
 
 log = logging.getLogger(__name__)
 
-_ID = re.compile(r"^[A-Za-z0-9_-]{32}$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
-_EXPIRES = ".expires"
+_EXPIRES = ".expires"  # cannot clash with a result file: their names start with a letter or digit
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
-class ResultStore:
-    """One folder per result id holding its files and an expiry stamp; safe to share between replicas."""
-
-    def __init__(self, directory: Path | None, ttl_seconds: float):
-        self.directory = Path(directory or tempfile.mkdtemp(prefix="colorizer-results-"))
+class FolderStore(ResultStore):
+    def __init__(self, directory: Path, ttl_seconds: float):
+        super().__init__(ttl_seconds)
+        self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.ttl = ttl_seconds
 
-    @staticmethod
-    def new_id() -> str:
-        return secrets.token_urlsafe(24)  # 32 characters, 192 random bits
-
-    def expires_at(self) -> float:
-        return time.time() + self.ttl
+    def __str__(self) -> str:
+        return f"the folder {self.directory.resolve()}"
 
     def put(self, result_id: str, name: str, data: bytes, expires_at: float) -> None:
-        folder = self._folder(result_id)
-        folder.mkdir(exist_ok=True)
-        (folder / _EXPIRES).write_text(f"{expires_at:.3f}")
-        self._file(result_id, name).write_bytes(data)
+        path = self._file(result_id, name)
+        try:
+            path.parent.mkdir(exist_ok=True)
+            (path.parent / _EXPIRES).write_text(f"{expires_at:.3f}")
+            path.write_bytes(data)
+        except OSError as exc:
+            path.unlink(missing_ok=True)  # never leave half a file to download
+            if exc.errno in _FULL:
+                raise self.full_error() from exc
+            raise
 
-    def path(self, result_id: str, name: str) -> Path:
-        """The stored file, or NotFound when unknown or expired."""
+    def read(self, result_id: str, name: str) -> bytes:
         path = self._file(result_id, name)
         if not path.is_file() or self._expired(path.parent):
-            raise NotFound("no such result (results are deleted after a while; colourise the photo again)")
-        return path
+            raise NotFound(GONE)
+        return path.read_bytes()
 
     def delete(self, result_id: str) -> None:
         folder = self._folder(result_id)
         if not folder.is_dir():
             raise NotFound("no such result")
         shutil.rmtree(folder, ignore_errors=True)
+
+    def reachable(self) -> bool:
+        return self.directory.is_dir()
+
+    def close(self) -> None:
+        """A folder holds no connection."""
 
     def sweep(self) -> int:
         """Delete every expired result; returns how many."""
@@ -74,13 +81,11 @@ class ResultStore:
                 log.exception("result sweep failed")
 
     def _folder(self, result_id: str) -> Path:
-        if not _ID.match(result_id):
-            raise NotFound("no such result")
+        check_id(result_id)
         return self.directory / result_id
 
     def _file(self, result_id: str, name: str) -> Path:
-        if not _NAME.match(name) or name == _EXPIRES:
-            raise NotFound("no such result file")
+        check_name(name)
         return self._folder(result_id) / name
 
     @staticmethod
