@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -117,6 +118,9 @@ class Gateway:
 
     @classmethod
     def with_settings(cls, **settings: object) -> Gateway:
+        """Free ports, a quick readiness probe and, unless a store is given, results in a new temporary folder."""
+        if "result_dir" not in settings and "result_store_url" not in settings:
+            settings["result_dir"] = Path(tempfile.mkdtemp(prefix="gateway-results-"))
         return cls(Settings(http_port=free_port(), grpc_port=free_port(), readiness_probe_seconds=0.5, **settings))
 
     def start(self, timeout: float = 60.0) -> Gateway:
