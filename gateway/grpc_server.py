@@ -18,7 +18,7 @@ from gateway.catalogue import ModelInfo
 from gateway.errors import BadRequest, DeadlineExceeded, GatewayError, Unprocessable, from_exception
 from gateway.proto import colorizer_pb2 as pb
 from gateway.proto import colorizer_pb2_grpc as pb_grpc
-from gateway.service import ALL, ColorizeService, ModelOutput, Options, Upload
+from gateway.service import ALL, AUTO, ColorizeService, ModelOutput, Options, Upload
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Colorizer"].full_name  # "coloriz
 METRICS_METHOD = "GRPC"  # the "method" label of gateway_requests_total for gRPC calls (HTTP verbs for REST)
 
 _FORMATS = {
-    pb.IMAGE_FORMAT_UNSPECIFIED: "png",
+    pb.IMAGE_FORMAT_UNSPECIFIED: AUTO,
     pb.IMAGE_FORMAT_PNG: "png",
     pb.IMAGE_FORMAT_JPEG: "jpeg",
     pb.IMAGE_FORMAT_WEBP: "webp",

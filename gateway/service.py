@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
@@ -46,7 +48,9 @@ from gateway.store import ResultStore
 log = logging.getLogger(__name__)
 
 ALL = "all"
+AUTO = "auto"  # output format: JPEG for a JPEG, WebP for a WebP without alpha, PNG for anything else
 _PROBE_SIZE = 32
+_DRAFT_MARGIN = 2  # a big JPEG's model inputs come from a draft at least this many times their working size
 _SAFE_STEM = re.compile(r"[^A-Za-z0-9_-]+")
 
 
@@ -61,7 +65,7 @@ class Options:
     """What a client asked for, as received (validated by the service)."""
 
     model: str = ALL
-    format: str = "png"
+    format: str = AUTO
     hints: str | None = None
     seed: int | None = None
     size: int | None = None
@@ -174,18 +178,19 @@ class ColorizeService:
             result_id, expires_at = self.store.new_id(), self.store.expires_at()
             files = []
             for index, upload in enumerate(uploads):
-                decoded, inputs = await self._decode(upload, models, options)
+                photo, inputs = await self._decode(upload, models, options)
                 inputs.update(references)
                 started = time.perf_counter()
                 outputs = await asyncio.gather(
                     *(
-                        self._run_model(decoded, inputs, upload, index, m, options, result_id, expires_at)
+                        self._run_model(photo, inputs, upload, index, m, options, result_id, expires_at)
                         for m in models
                     )
                 )
                 if len(models) > 1:
                     metrics.FANOUT_SECONDS.observe(time.perf_counter() - started)
-                files.append(FileResult(upload.filename, *decoded.rgb.size, list(outputs)))
+                original = await photo.original
+                files.append(FileResult(upload.filename, *original.decoded.size, list(outputs)))
             return ColorizeResult(result_id, expires_at, files)
 
     async def colorize_stream(
@@ -197,11 +202,11 @@ class ColorizeService:
         async with self._slot(client):
             references = await self._decode_reference(models, options)
             result_id, expires_at = self.store.new_id(), self.store.expires_at()
-            decoded, inputs = await self._decode(upload, models, options)
+            photo, inputs = await self._decode(upload, models, options)
             inputs.update(references)
             started = time.perf_counter()
             tasks = [
-                asyncio.create_task(self._run_model(decoded, inputs, upload, 0, m, options, result_id, expires_at))
+                asyncio.create_task(self._run_model(photo, inputs, upload, 0, m, options, result_id, expires_at))
                 for m in models
             ]
             try:
@@ -225,8 +230,8 @@ class ColorizeService:
         return list(self.catalogue.values()) if name == ALL else [self._model(name)]
 
     def _check_options(self, options: Options, models: Sequence[ModelInfo]) -> None:
-        if options.format not in imaging.MEDIA_TYPES:
-            raise Unprocessable(f"format must be one of {', '.join(sorted(imaging.MEDIA_TYPES))}")
+        if options.format != AUTO and options.format not in imaging.MEDIA_TYPES:
+            raise Unprocessable(f"format must be one of {AUTO}, {', '.join(sorted(imaging.MEDIA_TYPES))}")
         try:
             hints = parse_hints(options.hints) if options.hints else []
         except RequestError as exc:
@@ -271,25 +276,43 @@ class ColorizeService:
 
     async def _decode(
         self, upload: Upload, models: Sequence[ModelInfo], options: Options
-    ) -> tuple[imaging.DecodedImage, dict[tuple[int, str], bytes]]:
-        """The photo, and the grey model input at each (working size, preprocess) the models need (one thread hop)."""
+    ) -> tuple[_Photo, dict[tuple[int, str], bytes]]:
+        """The photo, and the grey model input at each (working size, preprocess) the models need (one thread hop).
+
+        The models need not wait for the full-size pixels of a big photo: a big JPEG's inputs come from a DCT-scaled
+        draft, and its full decode starts alongside as soon as its header has been read; that decode and the
+        lightness of any photo big enough for the table merge are made in a background thread while the models run.
+        """
         if len(upload.data) > self.settings.max_upload_bytes:
             mib = self.settings.max_upload_bytes / 2**20
             raise PayloadTooLarge(f"{upload.filename}: the file is larger than {mib:g} MiB")
         if not upload.data:
             raise BadRequest(f"{upload.filename}: the file is empty", code="empty_file")
         metrics.BYTES.labels("in").inc(len(upload.data))
+        data, max_pixels = upload.data, self.settings.max_pixels
+        keys = {_input_key(m, options.size) for m in models}
+        background: list[Future[_Original]] = []  # the original, when it takes more than the first decode
+
+        def start_full_decode() -> None:  # in the decoding thread, as soon as the header shows a draft will do
+            background.append(_BACKGROUND.submit(_complete_original, data, None, max_pixels, _lab(models)))
+
         try:
-            keys = {_input_key(m, options.size) for m in models}
-            return await asyncio.to_thread(_decode_with_inputs, upload.data, self.settings.max_pixels, keys)
+            first, inputs = await asyncio.to_thread(_decode_with_inputs, data, max_pixels, keys, start_full_decode)
         except imaging.ImageError as exc:
-            error = from_exception(exc)
-            error.message = f"{upload.filename}: {error.message}"
-            raise error from None
+            raise _upload_error(upload, exc) from None
+        if not background and first.size[0] * first.size[1] >= imaging.TABLE_MERGE_MIN_PIXELS:  # its lightness
+            background.append(_BACKGROUND.submit(_complete_original, data, first, max_pixels, _lab(models)))
+        original: asyncio.Future[_Original]
+        if background:
+            original = asyncio.ensure_future(_awaited_original(upload, background[0]))
+        else:
+            original = asyncio.get_running_loop().create_future()
+            original.set_result(_Original(first))
+        return _Photo(_output_format(options.format, first), original), inputs
 
     async def _run_model(
         self,
-        decoded: imaging.DecodedImage,
+        photo: _Photo,
         inputs: dict[tuple[int, str], bytes],
         upload: Upload,
         index: int,
@@ -320,13 +343,15 @@ class ColorizeService:
                 ),
                 deadline + 1.0,
             )
-            name = f"{index}-{_stem(upload.filename)}.{info.id}.{_extension(options.format)}"
+            fmt = photo.output_format
+            name = f"{index}-{_stem(upload.filename)}.{info.id}.{_extension(fmt)}"
             merge = Conventions.from_dict(info.conventions).merge
+            original = await photo.original
             data = await asyncio.to_thread(
-                self._finish, decoded, colour, options.format, key[0], result_id, name, expires_at, merge
+                self._finish, original, colour, fmt, key[0], result_id, name, expires_at, merge
             )
             info.ready, info.reason = True, "ok"
-            output = ModelOutput(info.id, "ok", _ms(started), name, imaging.MEDIA_TYPES[options.format], data)
+            output = ModelOutput(info.id, "ok", _ms(started), name, imaging.MEDIA_TYPES[fmt], data)
             metrics.BYTES.labels("out").inc(len(data))
         except Exception as exc:
             error = from_exception(exc)
@@ -341,7 +366,7 @@ class ColorizeService:
 
     def _finish(
         self,
-        decoded: imaging.DecodedImage,
+        original: _Original,
         colour: bytes,
         fmt: str,
         size: int,
@@ -351,7 +376,7 @@ class ColorizeService:
         merge: str = "lab",
     ) -> bytes:
         """Merge, encode and store one model's result (one worker-thread hop)."""
-        data = _merge_and_encode(decoded, colour, fmt, size, merge=merge)
+        data = _merge_and_encode(original, colour, fmt, size, merge=merge)
         self.store.put(result_id, name, data, expires_at)
         return data
 
@@ -396,27 +421,104 @@ def _reference_inputs(data: bytes, max_pixels: int, sizes: set[int]) -> dict[tup
     return {(s, REFERENCE): imaging.model_input_bytes(reference_input(rgb, s)) for s in sizes}
 
 
+class _Original:
+    """The full-size photo that every model's result in a request is merged onto, with the part of the "lab" merge
+    that depends on the photo alone (its lightness): made once, by whichever thread needs it first."""
+
+    def __init__(self, decoded: imaging.DecodedImage) -> None:
+        self.decoded = decoded
+        self._lab_base: imaging.LabMergeBase | None = None
+        self._lock = threading.Lock()
+
+    def lab_base(self) -> imaging.LabMergeBase:
+        with self._lock:
+            if self._lab_base is None:
+                self._lab_base = imaging.LabMergeBase(self.decoded.rgb)
+            return self._lab_base
+
+
+@dataclass
+class _Photo:
+    """One upload as its models' results need it: the format they are encoded in, and the original they are merged
+    onto (still being completed in a worker thread for a big photo while the models run)."""
+
+    output_format: str
+    original: asyncio.Future[_Original]
+
+
+# Full-size decodes and lightness of big photos, made while their models run. Not asyncio's default executor: a full
+# decode is started from inside the thread that decodes the draft.
+_BACKGROUND = ThreadPoolExecutor(thread_name_prefix="gateway-original")
+
+
 def _decode_with_inputs(
-    data: bytes, max_pixels: int, keys: set[tuple[int, str]]
+    data: bytes, max_pixels: int, keys: set[tuple[int, str]], on_draft: Callable[[], None]
 ) -> tuple[imaging.DecodedImage, dict[tuple[int, str], bytes]]:
-    decoded = imaging.decode(data, max_pixels=max_pixels)
+    """The photo (a DCT-scaled draft if it is a JPEG much bigger than the working sizes) and its model inputs.
+
+    A draft at least twice the largest working size gives inputs within about 0.2 grey levels of those made from the
+    full-size pixels on average (see tests/unit/test_imaging.py), at a fraction of the decoding time.
+    """
+    draft_size = _DRAFT_MARGIN * max(s for s, _ in keys)
+    decoded = imaging.decode(data, max_pixels=max_pixels, draft_size=draft_size, on_draft=on_draft)
     return decoded, {
         (s, p): imaging.model_input_bytes(imaging.to_model_input(decoded.rgb, s, preprocess=p)) for s, p in keys
     }
 
 
-def _merge_and_encode(
-    decoded: imaging.DecodedImage, colour_png: bytes, fmt: str, size: int, *, merge: str = "lab"
-) -> bytes:
+def _complete_original(
+    data: bytes, decoded: imaging.DecodedImage | None, max_pixels: int, with_lab_base: bool
+) -> _Original:
+    """The full-size original (decoded from ``data`` unless given), with its "lab" merge base if one will be needed."""
+    original = _Original(decoded if decoded is not None else imaging.decode(data, max_pixels=max_pixels))
+    if with_lab_base:
+        original.lab_base()
+    return original
+
+
+async def _awaited_original(upload: Upload, background: Future[_Original]) -> _Original:
+    try:
+        return await asyncio.wrap_future(background)
+    except imaging.ImageError as exc:
+        raise _upload_error(upload, exc) from None
+
+
+def _lab(models: Sequence[ModelInfo]) -> bool:
+    """Whether any of the models' results is merged in Lab (DeOldify's are in YCbCr, with no lightness to share)."""
+    return any(Conventions.from_dict(m.conventions).merge == "lab" for m in models)
+
+
+def _output_format(asked: str, decoded: imaging.DecodedImage) -> str:
+    """The format asked for; for "auto", a JPEG's or an opaque WebP's own (small, like the upload), else PNG."""
+    if asked != AUTO:
+        return asked
+    return decoded.format if decoded.format in ("jpeg", "webp") and decoded.alpha is None else "png"
+
+
+def _upload_error(upload: Upload, exc: imaging.ImageError) -> GatewayError:
+    error = from_exception(exc)
+    error.message = f"{upload.filename}: {error.message}"
+    return error
+
+
+def _merge_and_encode(original: _Original, colour_png: bytes, fmt: str, size: int, *, merge: str = "lab") -> bytes:
     """The colour result at the photo's size: the model's chroma on the photo's own lightness.
 
-    A square photo already at the working size went to the model unresized, so when a PNG without alpha is
-    asked for, the model's PNG (its lightness is the photo's, to 8-bit rounding) is returned as it is; not so
-    with a YCbCr merge (DeOldify's), whose model output has a lightness of its own.
+    A square photo already at the working size went to the model unresized, so the model's result (its lightness is
+    the photo's, to 8-bit rounding) needs no merge, and when a PNG without alpha is asked for it is returned as it is;
+    not so with a YCbCr merge (DeOldify's), whose model output has a lightness of its own.
     """
-    if merge == "lab" and decoded.rgb.size == (size, size) and fmt == "png" and decoded.alpha is None:
+    decoded = original.decoded
+    unresized = merge == "lab" and decoded.size == (size, size)
+    if unresized and fmt == "png" and decoded.alpha is None:
         return colour_png
-    merged = imaging.merge_chroma(decoded.rgb, imaging.decode(colour_png).rgb, merge=merge)
+    colour = imaging.decode(colour_png).rgb
+    if unresized:
+        merged = colour
+    elif merge == "lab":
+        merged = original.lab_base().merge(colour)
+    else:
+        merged = imaging.merge_chroma(decoded.rgb, colour, merge=merge)
     return imaging.encode(merged, fmt, alpha=decoded.alpha)
 
 

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 
+from colorizers import imaging
 from gateway.deps import ApiKey, ClientDep, ServiceDep
 from gateway.errors import PayloadTooLarge
 from gateway.schemas import ColorizeResponse, ErrorBody
-from gateway.service import ColorizeResult, Options, Upload
+from gateway.service import AUTO, ColorizeResult, Options, Upload
 
 router = APIRouter(prefix="/v1", tags=["colorize"], dependencies=[ApiKey])
 
@@ -31,7 +32,13 @@ async def colorize(
     client: ClientDep,
     images: Annotated[list[UploadFile], File(description="1-5 photos; exactly 1 with model=all")],
     model: Annotated[str, Form(description="a model id from /v1/models, or 'all'")] = "all",
-    format: Annotated[str, Form(description="png, jpeg or webp")] = "png",
+    format: Annotated[
+        str,
+        Form(
+            description="auto (the image type an Accept header names first; else JPEG for a JPEG, WebP for a WebP "
+            "without alpha, PNG for anything else), png, jpeg or webp"
+        ),
+    ] = AUTO,
     hints: Annotated[str | None, Form(description='JSON [{"x":0.5,"y":0.3,"color":"#3366cc"}] (hint models)')] = None,
     seed: Annotated[int | None, Form(description="seed for models with diverse outputs")] = None,
     size: Annotated[int | None, Form(description="working resolution of the model pass, 32-1024")] = None,
@@ -53,9 +60,8 @@ async def colorize(
         reference_data = await reference.read(limit + 1)
         if not reference_data and not reference.filename:  # a form's file field left empty: no reference
             reference_data = None
-    options = Options(
-        model=model, format=format.lower(), hints=hints or None, seed=seed, size=size, reference=reference_data
-    )
+    fmt = _format(format, request)
+    options = Options(model=model, format=fmt, hints=hints or None, seed=seed, size=size, reference=reference_data)
     result = await service.colorize(uploads, options, client=client)
     error = result.first_error()
     if error is not None:
@@ -70,6 +76,15 @@ async def colorize(
 def _wants_image(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return accept.startswith("image/")
+
+
+def _format(asked: str, request: Request) -> str:
+    """The form's format; "auto" yields to the image type the Accept header puts first (``Accept: image/png``)."""
+    fmt = asked.lower()
+    if fmt != AUTO:
+        return fmt
+    first = request.headers.get("accept", "").split(",")[0].split(";")[0].strip().lower()
+    return next((name for name, media_type in imaging.MEDIA_TYPES.items() if media_type == first), AUTO)
 
 
 def _body(result: ColorizeResult) -> ColorizeResponse:

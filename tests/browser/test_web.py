@@ -119,11 +119,11 @@ def test_one_model_compare_and_download(web: WatchedPage, gateway: Gateway, phot
     assert position == f"{slider_value(page)}%"
 
     with page.expect_download() as download:
-        card.get_by_role("link", name=re.compile("Download PNG")).click()
+        card.get_by_role("link", name=re.compile("Download JPG")).click()  # a JPEG photo gives a JPEG
     path = download.value.path()
     with Image.open(path) as result:
-        assert result.format == "PNG" and result.size == (451, 300)
-    assert download.value.suggested_filename.endswith(".coloria-cnn.png")
+        assert result.format == "JPEG" and result.size == (451, 300)
+    assert download.value.suggested_filename.endswith(".coloria-cnn.jpg")
 
     scroll_to(page, "#results", 90)
     screenshot(page, "web-single.png")
@@ -150,8 +150,8 @@ def test_all_models_side_by_side(web: WatchedPage, gateway: Gateway, photos: Pho
     for model in MODELS:
         card = grid.locator(f".card-result[data-model='{model}']")
         expect(card.locator(".compare-range")).to_have_count(1)
-        expect(card.get_by_role("link", name=re.compile("Download PNG"))).to_have_attribute(
-            "href", re.compile(rf"/v1/results/{body['id']}/.+\.{model}\.png$")
+        expect(card.get_by_role("link", name=re.compile("Download JPG"))).to_have_attribute(
+            "href", re.compile(rf"/v1/results/{body['id']}/.+\.{model}\.jpg$")
         )
     # Each slider is its own: moving one leaves the others.
     grid.locator(".compare-range").nth(1).focus()

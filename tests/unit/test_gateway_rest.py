@@ -11,10 +11,11 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from colorizers import create_model, weights
+from colorizers import create_model, imaging, weights
 from gateway.app import create_app
 from gateway.backends.base import Backend
 from gateway.errors import ModelFailed
+from gateway.service import _merge_and_encode, _Original
 from gateway.settings import Settings
 from tests.helpers import make_photo, to_bytes
 
@@ -203,21 +204,114 @@ def test_one_broken_and_one_hanging_model_do_not_fail_the_others(weights_dir, tm
 
 
 def test_a_photo_at_the_working_size_comes_back_as_the_model_made_it():
-    from colorizers import imaging
-    from gateway.service import _merge_and_encode
-
     photo = make_photo(64, 64)
     model_png = to_bytes(make_photo(64, 64, seed=5))
-    decoded = imaging.decode(to_bytes(photo))
+    decoded = _Original(imaging.decode(to_bytes(photo)))
     assert _merge_and_encode(decoded, model_png, "png", 64) is model_png  # no merge, no re-encode
     as_jpeg = Image.open(io.BytesIO(_merge_and_encode(decoded, model_png, "jpeg", 64)))
     assert as_jpeg.format == "JPEG" and as_jpeg.size == (64, 64)
     other = imaging.decode(to_bytes(make_photo(100, 64)))
-    merged = Image.open(io.BytesIO(_merge_and_encode(other, model_png, "png", 64)))
+    merged = Image.open(io.BytesIO(_merge_and_encode(_Original(other), model_png, "png", 64)))
     assert merged.size == (100, 64)  # chroma merged onto the photo's own lightness at its size
     assert abs(imaging.lightness(merged) - imaging.lightness(other.rgb)).mean() < 2.0  # up to gamut clipping
     translucent = photo.convert("RGBA")
     translucent.putalpha(128)
-    with_alpha = imaging.decode(to_bytes(translucent))
+    with_alpha = _Original(imaging.decode(to_bytes(translucent)))
     assert Image.open(io.BytesIO(_merge_and_encode(with_alpha, model_png, "png", 64))).mode == "RGBA"
+
+
+def translucent_png(name="clear.png", size=(120, 80)):
+    photo = make_photo(*size).convert("RGBA")
+    photo.putalpha(160)
+    return (name, to_bytes(photo), "image/png")
+
+
+@pytest.mark.parametrize(
+    "file, form, media_type, extension",
+    [
+        (("scan.jpg", to_bytes(make_photo(120, 80), "JPEG"), "image/jpeg"), {}, "image/jpeg", "jpg"),
+        (png_file(), {}, "image/png", "png"),
+        (translucent_png(), {}, "image/png", "png"),  # alpha: PNG keeps it
+        (("web.webp", to_bytes(make_photo(120, 80), "WEBP"), "image/webp"), {}, "image/webp", "webp"),
+        (("web.webp", translucent_png()[1], "image/webp"), {}, "image/png", "png"),
+        (("scan.jpg", to_bytes(make_photo(120, 80), "JPEG"), "image/jpeg"), {"format": "png"}, "image/png", "png"),
+        (png_file(), {"format": "JPEG"}, "image/jpeg", "jpg"),
+        (png_file(), {"format": "auto"}, "image/png", "png"),
+    ],
+)
+def test_output_format_follows_the_photo_unless_asked(client, file, form, media_type, extension):
+    output = post(client, [file], model="wallner-beta", **form).json()["files"][0]["outputs"][0]
+    assert output["media_type"] == media_type and output["url"].endswith(f".wallner-beta.{extension}")
+    download = client.get(output["url"])
+    assert download.headers["content-type"] == media_type
+    assert Image.open(io.BytesIO(download.content)).format == extension.replace("jpg", "jpeg").upper()
+
+
+@pytest.mark.parametrize(
+    "accept, media_type", [("image/png", "image/png"), ("image/webp;q=0.9", "image/webp"), ("image/*", "image/jpeg")]
+)
+def test_auto_format_yields_to_the_image_type_an_accept_header_names(client, accept, media_type):
+    scan = ("scan.jpg", to_bytes(make_photo(120, 80), "JPEG"), "image/jpeg")
+    response = client.post(
+        "/v1/colorize", files=[("images", scan)], data={"model": "wallner-beta"}, headers={"Accept": accept}
+    )
+    assert response.status_code == 200 and response.headers["content-type"] == media_type
+
+
+def test_grpc_options_leave_the_format_to_the_photo_unless_one_is_asked():
+    from gateway.grpc_server import to_options
+    from gateway.proto import colorizer_pb2 as pb
+
+    assert to_options(pb.Options(), model="wallner-beta").format == "auto"
+    assert to_options(pb.Options(format=pb.IMAGE_FORMAT_PNG), model="wallner-beta").format == "png"
+
+
+class Counted:
+    """Records what the service decodes and how many merge bases it makes, through the module it calls."""
+
+    def __init__(self, monkeypatch, upload: bytes):
+        self.upload_decodes: list[imaging.DecodedImage] = []
+        self.lab_bases = 0
+        decode, base = imaging.decode, imaging.LabMergeBase
+
+        def counted_decode(data, **kwargs):
+            decoded = decode(data, **kwargs)
+            if data == upload:
+                self.upload_decodes.append(decoded)
+            return decoded
+
+        def counted_base(original):
+            self.lab_bases += 1
+            return base(original)
+
+        monkeypatch.setattr(imaging, "decode", counted_decode)
+        monkeypatch.setattr(imaging, "LabMergeBase", counted_base)
+
+
+def test_all_models_share_one_decode_and_one_lightness(client, monkeypatch):
+    upload = to_bytes(make_photo(120, 80))  # not at a working size: every model's result is merged onto it
+    counted = Counted(monkeypatch, upload)
+    outputs = post(client, [("p.png", upload, "image/png")], model="all").json()["files"][0]["outputs"]
+    assert len(outputs) == len(MODELS) and all(o["status"] == "ok" for o in outputs)
+    assert len(counted.upload_decodes) == 1 and counted.lab_bases == 1
+
+
+def test_a_big_jpeg_goes_to_the_models_from_a_draft(client, monkeypatch):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed after rotating 90 degrees clockwise
+    buffer = io.BytesIO()
+    make_photo(800, 600).save(buffer, "JPEG", quality=90, exif=exif)
+    upload = buffer.getvalue()
+    monkeypatch.setattr(imaging, "TABLE_MERGE_MIN_PIXELS", 100_000)  # this photo takes the lookup-table merge
+    counted = Counted(monkeypatch, upload)
+    body = post(client, [("scan.jpg", upload, "image/jpeg")], model="all", size="64").json()
+    entry = body["files"][0]
+    assert (entry["width"], entry["height"]) == (600, 800)
+    drafts = [d.size for d in counted.upload_decodes if d.draft]  # the models' inputs came from a draft
+    full = [d.size for d in counted.upload_decodes if not d.draft]  # decoded alongside, for the merge
+    assert drafts == [(150, 200)] and full == [(600, 800)] and counted.lab_bases == 1
+    for output in entry["outputs"]:
+        assert output["status"] == "ok" and output["media_type"] == "image/jpeg"
+        result = Image.open(io.BytesIO(client.get(output["url"]).content))
+        assert result.format == "JPEG" and result.size == (600, 800)
 

@@ -10,6 +10,7 @@ import zlib
 import numpy as np
 import pytest
 from PIL import Image
+from skimage import data as skimage_data
 
 from colorizers import color, imaging
 from colorizers.imaging import (
@@ -210,6 +211,63 @@ def test_supported_formats():
     assert imaging.SUPPORTED_INPUT_FORMATS == ("jpeg", "png", "webp", "tiff", "bmp", "gif")
 
 
+# ----- decode: DCT-scaled JPEG drafts ----------------------------------------------------------------------------
+
+
+def _scan(width: int = 2048, height: int = 1536) -> Image.Image:
+    """A photo with real detail (scikit-image's astronaut), stretched to a scan's size."""
+    return Image.fromarray(skimage_data.astronaut()).resize((width, height), Image.Resampling.BICUBIC)
+
+
+def test_draft_gives_nearly_the_same_model_input():
+    data = _save(_scan(), "JPEG", quality=90)
+    full, draft = decode(data), decode(data, draft_size=2 * 256)
+    assert not full.draft and draft.draft and draft.size == (1024, 768) and draft.format == "jpeg"
+    for preprocess in ("lab", "deoldify"):
+        from_full = np.asarray(imaging.to_model_input(full.rgb, 256, preprocess=preprocess)).astype(int)
+        from_draft = np.asarray(imaging.to_model_input(draft.rgb, 256, preprocess=preprocess)).astype(int)
+        difference = np.abs(from_draft - from_full)
+        assert difference.mean() < 0.5 and difference.max() <= 8, (preprocess, difference.mean(), difference.max())
+
+
+def test_draft_honours_exif_orientation():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed after rotating 90 degrees clockwise
+    data = _save(_scan(1600, 1200), "JPEG", quality=90, exif=exif)
+    full, draft = decode(data), decode(data, draft_size=300)
+    assert full.size == (1200, 1600) and draft.draft and draft.size == (300, 400)
+    from_full = np.asarray(imaging.to_model_input(full.rgb, 128)).astype(int)
+    assert np.abs(np.asarray(imaging.to_model_input(draft.rgb, 128)).astype(int) - from_full).mean() < 0.5
+
+
+@pytest.mark.parametrize("mode", ["L", "CMYK"])
+def test_draft_of_grey_and_cmyk_jpegs(mode):
+    data = _save(_scan(1024, 768).convert(mode), "JPEG", quality=90)
+    full, draft = decode(data), decode(data, draft_size=256)
+    assert draft.draft and draft.rgb.mode == "RGB" and draft.size == (512, 384)
+    difference = np.abs(np.asarray(full.rgb.resize(draft.size, Image.Resampling.BOX)).astype(int) - draft.rgb)
+    assert difference.mean() < 2.0
+
+
+def test_no_draft_when_it_would_not_shrink_or_is_not_a_jpeg():
+    jpeg = _save(_scan(600, 400), "JPEG")
+    assert not decode(jpeg, draft_size=256).draft  # 600 // 256 = 2, 400 // 256 = 1: scaling by 1/2 is too much
+    assert decode(jpeg, draft_size=200).size == (300, 200)
+    png = decode(_save(_scan(600, 400), "PNG"), draft_size=16)
+    assert not png.draft and png.size == (600, 400)
+    translucent = _scan(600, 400).convert("RGBA")
+    translucent.putalpha(100)
+    assert decode(_save(translucent, "PNG"), draft_size=16).alpha is not None
+    sixteen_bit = _save(Image.fromarray(np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 20), "PNG")
+    assert np.array_equal(np.asarray(decode(sixteen_bit, draft_size=8).rgb), np.asarray(decode(sixteen_bit).rgb))
+
+
+def test_draft_keeps_the_pixel_limit_of_the_full_image():
+    data = _save(_scan(400, 300), "JPEG")
+    with pytest.raises(ImageTooLargeError):  # checked on the header's size, before the decoder is set to scale
+        decode(data, max_pixels=119_999, draft_size=50)
+
+
 # ----- decode: limits and bad input ---------------------------------------------------------------------------
 
 
@@ -370,6 +428,65 @@ def test_merge_chroma_same_size_and_grey_original():
     colour = Image.fromarray(_rgb_array(6))
     merged = imaging.merge_chroma(original, colour)
     assert merged.size == original.size and merged.mode == "RGB"
+
+
+# ----- the lookup-table "lab" merge of big photos -----------------------------------------------------------------
+
+
+def _merged(monkeypatch, original: Image.Image, colour: Image.Image, *, table: bool) -> np.ndarray:
+    """The "lab" merge through the lookup table or the exact float maths, whatever the photo's size."""
+    monkeypatch.setattr(imaging, "TABLE_MERGE_MIN_PIXELS", 0 if table else 10**12)
+    base = imaging.LabMergeBase(original)
+    assert base.uses_table == table
+    merged = base.merge(colour)
+    assert merged.size == original.size
+    return np.asarray(merged.convert("RGB")).astype(int)
+
+
+@pytest.mark.parametrize("grey", [False, True])
+@pytest.mark.parametrize("result, result_size", [("chelsea", (64, 48)), ("coffee", (256, 256))])
+def test_table_merge_matches_the_exact_merge(monkeypatch, grey, result, result_size):
+    """Measured here: about 0.4 of 255 levels on average, at most 5 or 6 (10 to 14 on 12-megapixel photos).
+
+    The 64 x 48 result is more than 8 times smaller than the photo: its chroma is upsampled to half the photo's size.
+    """
+    original = _scan(1001, 701)
+    if grey:
+        original = original.convert("L").convert("RGB")
+    colour = Image.fromarray(getattr(skimage_data, result)()).resize(result_size, Image.Resampling.BICUBIC)
+    table = _merged(monkeypatch, original, colour, table=True)
+    difference = np.abs(table - _merged(monkeypatch, original, colour, table=False))
+    assert difference.mean() < 0.75 and difference.max() <= 12, (difference.mean(), difference.max())
+
+
+@pytest.mark.parametrize("size", [(1, 37), (37, 1), (1, 1), (3, 5), (2, 999), (999, 2)])
+def test_table_merge_of_odd_sizes(monkeypatch, size):
+    original = _scan(*size)
+    colour = Image.fromarray(skimage_data.chelsea()).resize((16, 12), Image.Resampling.BICUBIC)
+    table = _merged(monkeypatch, original, colour, table=True)
+    difference = np.abs(table - _merged(monkeypatch, original, colour, table=False))
+    assert table.shape == (size[1], size[0], 3) and difference.mean() < 1.0 and difference.max() <= 12
+
+
+def test_table_merge_keeps_the_original_lightness_and_encodes(monkeypatch):
+    monkeypatch.setattr(imaging, "TABLE_MERGE_MIN_PIXELS", 0)
+    original = _scan(300, 200)
+    grey_result = Image.new("RGB", (8, 8), (128, 128, 128))
+    merged = imaging.LabMergeBase(original).merge(grey_result)
+    assert merged.mode == "RGBX"  # RGB plus padding, as Pillow stores RGB: JPEG and WebP take it as it is
+    assert np.abs(imaging.lightness(merged.convert("RGB")) - imaging.lightness(original)).mean() < 0.3
+    assert imaging.merge_chroma(original, grey_result).mode == "RGB"
+    alpha = Image.new("L", original.size, 90)
+    for fmt in ("png", "jpeg", "webp"):
+        out = decode(encode(merged, fmt, alpha=alpha))
+        assert out.format == fmt and out.size == original.size and (out.alpha is None) == (fmt == "jpeg")
+
+
+def test_table_merge_from_the_pixel_threshold_on():
+    width = 1000
+    height = imaging.TABLE_MERGE_MIN_PIXELS // width
+    assert imaging.LabMergeBase(Image.new("RGB", (width, height))).uses_table
+    assert not imaging.LabMergeBase(Image.new("RGB", (width, height - 1))).uses_table
 
 
 # ----- encode -----------------------------------------------------------------------------------------------------
