@@ -324,6 +324,7 @@ class ColorizeService:
         """Never raises: a failing or slow model becomes that model's error status."""
         started = time.perf_counter()
         deadline = self.settings.model_timeout_seconds
+        answered = False  # past the backend call, a failure (the photo, the result store) says nothing of the model
         try:
             key = _input_key(info, options.size)
             extra = {}
@@ -343,6 +344,8 @@ class ColorizeService:
                 ),
                 deadline + 1.0,
             )
+            answered = True
+            info.ready, info.reason = True, "ok"
             fmt = photo.output_format
             name = f"{index}-{_stem(upload.filename)}.{info.id}.{_extension(fmt)}"
             merge = Conventions.from_dict(info.conventions).merge
@@ -350,14 +353,13 @@ class ColorizeService:
             data = await asyncio.to_thread(
                 self._finish, original, colour, fmt, key[0], result_id, name, expires_at, merge
             )
-            info.ready, info.reason = True, "ok"
             output = ModelOutput(info.id, "ok", _ms(started), name, imaging.MEDIA_TYPES[fmt], data)
             metrics.BYTES.labels("out").inc(len(data))
         except Exception as exc:
             error = from_exception(exc)
             if error.http_status == 500:
                 log.error("model %s failed on %s", info.id, upload.filename, exc_info=exc)
-            if isinstance(error, Unavailable | NotFound):
+            if not answered and isinstance(error, Unavailable | NotFound):
                 info.ready, info.reason = False, error.message
             status = "timeout" if error.code == "timeout" else "error"
             output = ModelOutput(info.id, status, _ms(started), error=error)
