@@ -124,13 +124,14 @@ async def scan(client: httpx.AsyncClient, args: argparse.Namespace, image: bytes
     figures = {name: summary(seconds) for name, seconds in runs.items()}
     return {
         **figures,
-        "models": len([m for m in models.values() if m["ready"]]),
+        "models": len([m for m in models.values() if m["ready"] and not m["needs_reference"]]),
         "one_model_added_ms": figures["one_model"]["median_ms"] - figures["model_pass"]["median_ms"],
     }
 
 
 async def fanout(client: httpx.AsyncClient, args: argparse.Namespace, image: bytes) -> dict:
-    models = [m["id"] for m in (await client.get(f"{args.gateway}/v1/models")).json()["models"] if m["ready"]]
+    catalogue = (await client.get(f"{args.gateway}/v1/models")).json()["models"]
+    models = [m["id"] for m in catalogue if m["ready"] and not m["needs_reference"]]  # all automatic models
     single: dict[str, float] = {}
     for model in models:
         runs = []
