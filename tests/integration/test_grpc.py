@@ -218,12 +218,14 @@ class ScriptedService:
     def models(self) -> list[ModelInfo]:
         raise RuntimeError("a bug in the catalogue")
 
-    async def colorize(self, uploads: list[Upload], options: Options) -> ColorizeResult:
+    async def colorize(
+        self, uploads: list[Upload], options: Options, *, client: str | None = None
+    ) -> ColorizeResult:
         late = ModelOutput(options.model, "timeout", 1000.0, error=DeadlineExceeded("model slow did not answer in 1 s"))
         return ColorizeResult("r" * 32, 1.0, [FileResult(uploads[0].filename, 4, 4, [late])])
 
     async def colorize_stream(
-        self, upload: Upload, model_names: list[str], options: Options
+        self, upload: Upload, model_names: list[str], options: Options, *, client: str | None = None
     ) -> AsyncIterator[tuple[str, float, ModelOutput]]:
         try:
             yield "r" * 32, 1.0, ModelOutput("good", "ok", 2.0, "0-a.good.png", "image/png", b"colour")

@@ -224,10 +224,8 @@ def test_deoldify_x_runs_the_authors_pre_and_post_processing(artistic_x):
 
 def test_deoldify_x_through_the_handler_and_the_gateway(artistic_x, tmp_path):
     """A render factor of 4 (64 px) set in the sidecar is what every serving path uses."""
-    from fastapi.testclient import TestClient
 
     import handler as handler_module
-    from gateway.app import create_app
     from gateway.settings import Settings
     from tests.unit.test_handler import FakeContext
 
@@ -239,14 +237,15 @@ def test_deoldify_x_through_the_handler_and_the_gateway(artistic_x, tmp_path):
     meta["conventions"]["render_factor"] = 4
     (served / "deoldify-artistic-x.json").write_text(json.dumps(meta))
     photo = make_photo(100, 60, seed=4)
-    reference = np.asarray(deoldify_reference(model, photo, 64)).astype(int)
 
     # The TorchServe handler: the working-size result, from the raw photo.
     service = handler_module.ColorizerHandler()
     context = FakeContext(served)
     threads = torch.get_num_threads()
     try:
-        service.initialize(context)
+        service.initialize(context)  # sets the worker's torch threads: the reference runs on as many, as sums of
+        # floats (truncated to 8 bits by DeOldify's post-processing) depend on how a convolution is split
+        reference, reference_48 = (np.asarray(deoldify_reference(model, photo, r)).astype(int) for r in (64, 48))
         working = Image.open(io.BytesIO(service.handle([{"data": to_bytes(photo)}], context)[0]))
     finally:
         torch.set_num_threads(threads)
@@ -259,21 +258,33 @@ def test_deoldify_x_through_the_handler_and_the_gateway(artistic_x, tmp_path):
         backend="embedded", grpc_port=0, weights_dir=served, models=["deoldify-artistic-x"],
         result_dir=tmp_path / "results", readiness_probe_seconds=60,
     )
+    torch.set_num_threads(1)  # as the references were made
+    try:
+        responses = served_by_the_gateway(settings, photo)
+    finally:
+        torch.set_num_threads(threads)
+    for response, render in zip(responses, (64, 48), strict=True):
+        assert response.status_code == 200, response.text
+        served_image = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB")).astype(int)
+        expected = reference if render == 64 else reference_48
+        assert np.abs(served_image - expected).max() <= 1
+
+
+def served_by_the_gateway(settings, photo):
+    from fastapi.testclient import TestClient
+
+    from gateway.app import create_app
+
     with TestClient(create_app(settings)) as client:
         listed = {m["id"]: m for m in client.get("/v1/models").json()["models"]}
         assert listed["deoldify-artistic-x"]["working_size"] == 64
-        responses = [
+        return [
             client.post(
                 "/v1/colorize", files=[("images", ("p.png", to_bytes(photo), "image/png"))],
                 data={"model": "deoldify-artistic-x", **extra}, headers={"Accept": "image/png"},
             )
             for extra in ({}, {"size": "50"})  # a request's size is the render size, rounded down to 48
         ]
-    for response, render in zip(responses, (64, 48), strict=True):
-        assert response.status_code == 200, response.text
-        served_image = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB")).astype(int)
-        expected = reference if render == 64 else np.asarray(deoldify_reference(model, photo, render)).astype(int)
-        assert np.abs(served_image - expected).max() <= 1
 
 
 def test_deoldify_preprocessing_and_ycbcr_merge():
