@@ -174,7 +174,8 @@ def test_torchserve_restarted_under_load_answers_503_with_retry_after_then_recov
     torchserve, gateway = stack["torchserve"], stack["gateway"]
     with Load(gateway.base_url, clients=2) as load:
         time.sleep(1.0)
-        torchserve.stop()
+        stopping = time.monotonic()
+        torchserve.stop()  # graceful: returns once TorchServe has exited
         down = time.monotonic()
         time.sleep(2.0)
         assert httpx.get(f"{gateway.base_url}/readyz", timeout=5).status_code == 503
@@ -186,12 +187,16 @@ def test_torchserve_restarted_under_load_answers_503_with_retry_after_then_recov
         first_ok = min(answered for sent, answered, status, _ in load.answers if sent > up and status == 200)
         time.sleep(1.0)
     statuses = load.statuses()
-    refused = [a for a in load.answers if a[2] != 200]
+    refused = [a for a in load.answers if a[2] == 503]
+    # A request whose worker is stopped in the middle of its prediction may end as that model's failure (502);
+    # that can only happen while TorchServe is shutting down.
+    failed = [a for a in load.answers if a[2] == 502]
     print(
         f"\nTorchServe restart: {dict(statuses)}; down for {up - down:.1f} s (restart included), "
         f"first success {first_ok - up:.2f} s after it was back"
     )
-    assert set(statuses) <= {200, 503} and statuses[503] > 0, statuses
+    assert set(statuses) <= {200, 502, 503} and statuses[503] > 0, statuses
+    assert len(failed) <= 2 and all(stopping <= answered <= down for _, answered, *_ in failed), failed
     assert all(retry_after == "5" for *_, retry_after in refused), refused
     assert [a[2] for a in load.answers if a[0] > first_ok] == [200] * sum(a[0] > first_ok for a in load.answers)
     gateway.wait_ready(60)
