@@ -23,7 +23,7 @@ from gateway.middleware import ResponseMiddleware
 from gateway.routes import colorize, health, models, results
 from gateway.service import ColorizeService
 from gateway.settings import Settings
-from gateway.store import FolderStore, open_store
+from gateway.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = open_store(settings)
         service = ColorizeService(settings, backend, store, catalogue)
         app.state.service = service
-        tasks = [asyncio.create_task(service.run_prober(), name="readiness-prober")]
-        if isinstance(store, FolderStore):  # Redis expires results itself
-            sweeper = store.run_sweeper(settings.sweep_interval_seconds)
-            tasks.append(asyncio.create_task(sweeper, name="result-sweeper"))
+        tasks = [
+            asyncio.create_task(service.run_prober(), name="readiness-prober"),
+            asyncio.create_task(store.run_sweeper(settings.sweep_interval_seconds), name="result-sweeper"),
+        ]
         grpc_server = await start_grpc_server(service, settings) if settings.grpc_port else None
         log.info("gateway serving %d models from the %s backend; results in %s", len(catalogue), backend.name, store)
         try:

@@ -152,6 +152,8 @@ class ColorizeService:
     async def ready(self) -> tuple[bool, str]:
         if not await self.backend.reachable():
             return False, f"the {self.backend.name} backend is unreachable"
+        if not await asyncio.to_thread(self.store.reachable):  # disk or network: off the event loop
+            return False, "the result store is unreachable"
         waiting = [i.id for i in self.catalogue.values() if not i.ready]
         if len(waiting) == len(self.catalogue):
             return False, "no model is ready yet"

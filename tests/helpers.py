@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import socket
+from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 
@@ -30,3 +32,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def tiny_weights(directory: Path, *models: str) -> Path:
+    """Untrained tiny models of ``models`` saved with their sidecars in ``directory`` (seeded: the same every run)."""
+    import torch
+
+    from colorizers import create_model, weights
+
+    torch.manual_seed(0)
+    for name in models:
+        weights.save(create_model(name, "tiny"), directory, variant="tiny")
+    return directory
+
+
+def use_backend(monkeypatch: pytest.MonkeyPatch, backend: object) -> None:
+    """Gateways created from now on in the test serve from ``backend`` (a test double of gateway.backends.Backend)."""
+
+    async def chosen(settings: object, names: object) -> object:
+        return backend
+
+    monkeypatch.setattr("gateway.app.choose_backend", chosen)

@@ -63,7 +63,9 @@ class TorchServeBackend(Backend):
         if reference:
             files["reference"] = ("reference.bmp", reference, "image/bmp")
         deadline = time.monotonic() + timeout
-        for attempt in range(1 + RETRIES):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 response = await self.client.post(
                     f"/predictions/{model}", files=files, data=fields, timeout=max(deadline - time.monotonic(), 0.1)
@@ -71,17 +73,16 @@ class TorchServeBackend(Backend):
             except httpx.TimeoutException:
                 raise DeadlineExceeded(f"model {model} did not answer within {timeout:g} s") from None
             except httpx.TransportError as exc:
-                if attempt < RETRIES and isinstance(exc, _UNANSWERED):
+                if attempt <= RETRIES and isinstance(exc, _UNANSWERED):
                     metrics.BACKEND_RETRIES.labels(model, type(exc).__name__).inc()
                     continue
                 raise Unavailable(f"the model server is unreachable ({type(exc).__name__})") from None
             if response.status_code == 200:
                 return response.content
-            if attempt < RETRIES and _worker_died(response):
+            if attempt <= RETRIES and _worker_died(response):
                 metrics.BACKEND_RETRIES.labels(model, "worker_died").inc()
                 continue
             raise _error_for(model, response)
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _worker_died(response: httpx.Response) -> bool:

@@ -53,6 +53,10 @@ class ResultStore(ABC):
     def close(self) -> None:
         """Release connections at shutdown."""
 
+    @abstractmethod
+    async def run_sweeper(self, interval: float) -> None:
+        """The background task that deletes expired results every ``interval`` seconds, where the store needs one."""
+
     def full_error(self) -> InsufficientStorage:
         """What a full store answers: the wait is bounded by the TTL, as every stored result expires."""
         minutes = max(1, round(self.ttl / 60))

@@ -71,6 +71,7 @@ class FolderStore(ResultStore):
         return removed
 
     async def run_sweeper(self, interval: float) -> None:
+        """A folder does not expire its files: delete expired results every ``interval`` seconds."""
         while True:
             await asyncio.sleep(interval)
             try:

@@ -45,6 +45,9 @@ class RedisStore(ResultStore):
         address = where.get("path") or f"{where.get('host')}:{where.get('port')}"
         return f"Redis at {address}, database {where.get('db', 0)}"
 
+    async def run_sweeper(self, interval: float) -> None:
+        """Nothing to sweep: Redis deletes each result at its expiry time."""
+
     def put(self, result_id: str, name: str, data: bytes, expires_at: float) -> None:
         key = _key(result_id)
         check_name(name)

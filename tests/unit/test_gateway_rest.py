@@ -7,28 +7,23 @@ import io
 import time
 
 import pytest
-import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from colorizers import create_model, imaging, weights
+from colorizers import imaging
 from gateway.app import create_app
 from gateway.backends.base import Backend
 from gateway.errors import ModelFailed
 from gateway.service import _merge_and_encode, _Original
 from gateway.settings import Settings
-from tests.helpers import make_photo, to_bytes
+from tests.helpers import make_photo, tiny_weights, to_bytes, use_backend
 
 MODELS = ["wallner-beta", "coloria-cnn", "bigcolor"]
 
 
 @pytest.fixture(scope="module")
 def weights_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    for name in MODELS:
-        weights.save(create_model(name, "tiny"), directory, variant="tiny")
-    return directory
+    return tiny_weights(tmp_path_factory.mktemp("weights"), *MODELS)
 
 
 def make_settings(weights_dir, tmp_path, **overrides) -> Settings:
@@ -189,10 +184,7 @@ class FlakyBackend(Backend):
 
 
 def test_one_broken_and_one_hanging_model_do_not_fail_the_others(weights_dir, tmp_path, monkeypatch):
-    async def flaky(settings, names):
-        return FlakyBackend()
-
-    monkeypatch.setattr("gateway.app.choose_backend", flaky)
+    use_backend(monkeypatch, FlakyBackend())
     settings = make_settings(weights_dir, tmp_path, model_timeout_seconds=0.5)
     with TestClient(create_app(settings)) as client:
         started = time.perf_counter()

@@ -8,10 +8,8 @@ import time
 
 import httpx
 import pytest
-import torch
 from fastapi.testclient import TestClient
 
-from colorizers import create_model, weights
 from gateway.app import create_app
 from gateway.auth import client_for, fingerprint
 from gateway.backends.base import Backend
@@ -19,7 +17,7 @@ from gateway.backends.torchserve import TorchServeBackend
 from gateway.errors import DeadlineExceeded, ModelFailed, TooManyRequests, Unauthorized, Unavailable
 from gateway.quotas import ClientQuotas
 from gateway.settings import Settings
-from tests.helpers import make_photo, to_bytes
+from tests.helpers import make_photo, tiny_weights, to_bytes, use_backend
 
 MODEL = "coloria-cnn"
 
@@ -69,10 +67,7 @@ def test_clients_are_named_by_a_fingerprint_never_by_their_key():
 
 @pytest.fixture(scope="module")
 def weights_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    weights.save(create_model(MODEL, "tiny"), directory, variant="tiny")
-    return directory
+    return tiny_weights(tmp_path_factory.mktemp("weights"), MODEL)
 
 
 def settings(weights_dir, tmp_path, **overrides) -> Settings:
@@ -119,10 +114,7 @@ class SlowBackend(Backend):
 
 
 def test_rest_concurrency_quota_per_key(weights_dir, tmp_path, monkeypatch):
-    async def slow(settings, names):
-        return SlowBackend()
-
-    monkeypatch.setattr("gateway.app.choose_backend", slow)
+    use_backend(monkeypatch, SlowBackend())
     app = create_app(settings(weights_dir, tmp_path, key_max_concurrent=1, key_requests_per_minute=0))
     with TestClient(app) as client:
         statuses: list[int] = []

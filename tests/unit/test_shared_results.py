@@ -7,13 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from fastapi.testclient import TestClient
 
-from colorizers import create_model, weights
 from gateway.app import create_app
 from gateway.settings import Settings
-from tests.helpers import make_photo, to_bytes
+from tests.helpers import make_photo, tiny_weights, to_bytes
 from tests.redis_server import RedisServer
 
 MODEL = "wallner-beta"
@@ -21,10 +19,7 @@ MODEL = "wallner-beta"
 
 @pytest.fixture(scope="module")
 def weights_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    weights.save(create_model(MODEL, "tiny"), directory, variant="tiny")
-    return directory
+    return tiny_weights(tmp_path_factory.mktemp("weights"), MODEL)
 
 
 @pytest.fixture(params=["folder", "redis"])
