@@ -437,7 +437,7 @@ class _Original:
     def lab_base(self) -> imaging.LabMergeBase:
         with self._lock:
             if self._lab_base is None:
-                self._lab_base = imaging.LabMergeBase(self.decoded.rgb)
+                self._lab_base = imaging.LabMergeBase(self.decoded.pixels)
             return self._lab_base
 
 
@@ -466,7 +466,7 @@ def _decode_with_inputs(
     draft_size = _DRAFT_MARGIN * max(s for s, _ in keys)
     decoded = imaging.decode(data, max_pixels=max_pixels, draft_size=draft_size, on_draft=on_draft)
     return decoded, {
-        (s, p): imaging.model_input_bytes(imaging.to_model_input(decoded.rgb, s, preprocess=p)) for s, p in keys
+        (s, p): imaging.model_input_bytes(imaging.to_model_input(decoded.pixels, s, preprocess=p)) for s, p in keys
     }
 
 
@@ -522,7 +522,7 @@ def _merge_and_encode(original: _Original, colour_png: bytes, fmt: str, size: in
     elif merge == "lab":
         merged = original.lab_base().merge(colour)
     else:
-        merged = imaging.merge_chroma(decoded.rgb, colour, merge=merge)
+        merged = imaging.merge_chroma(decoded.pixels, colour, merge=merge)
     return imaging.encode(merged, fmt, alpha=decoded.alpha)
 
 

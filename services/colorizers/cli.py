@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 decoded_cache = {path: imaging.decode(path.read_bytes())}
             decoded = decoded_cache[path]
             result = colorizer.colorize(
-                decoded.rgb,
+                decoded.pixels,
                 hints=hints if colorizer.spec.supports_hints else (),
                 seed=args.seed if colorizer.spec.supports_seed else None,
                 size=args.size,

@@ -176,9 +176,9 @@ class Colorizer:
         """The side of the square grey picture the model gets for a request's ``size`` (None: the working size)."""
         return self.conventions.model_size(size, self.working_size)
 
-    def model_input(self, rgb: Image.Image, size: int | None = None) -> Image.Image:
+    def model_input(self, photo: Image.Image, size: int | None = None) -> Image.Image:
         """The grey picture the model gets, made the way its weights expect (see ``conventions``)."""
-        return imaging.to_model_input(rgb, self.model_size(size), preprocess=self.conventions.preprocess)
+        return imaging.to_model_input(photo, self.model_size(size), preprocess=self.conventions.preprocess)
 
     def check_options(
         self,
@@ -267,7 +267,7 @@ class Colorizer:
         if ref is not None:
             check_reference(self.name, self.spec, ref)
         decoded = imaging.decode(image)
-        return WorkItem(self.model_input(decoded.rgb, size), parsed, seed, ref)
+        return WorkItem(self.model_input(decoded.pixels, size), parsed, seed, ref)
 
     def require_reference(self, given: bool) -> None:
         """Serving: a model that needs a reference photo gets one, a model that takes none gets none."""
@@ -307,12 +307,12 @@ class Colorizer:
         decoded: imaging.DecodedImage | None = None
         if isinstance(image, bytes):
             decoded = imaging.decode(image)
-            rgb = decoded.rgb
+            photo = decoded.pixels
         else:
-            rgb = image.convert("RGB")
+            photo = image if image.mode in ("RGB", "L") else image.convert("RGB")
         small_ref = self.reference_input(ref, size) if ref is not None else None
-        colour_small = self.colorize_working(self.model_input(rgb, size), hints=hints, seed=seed, reference=small_ref)
-        result = imaging.merge_chroma(rgb, colour_small, merge=self.conventions.merge)
+        colour_small = self.colorize_working(self.model_input(photo, size), hints=hints, seed=seed, reference=small_ref)
+        result = imaging.merge_chroma(photo, colour_small, merge=self.conventions.merge)
         if decoded and decoded.alpha is not None:
             result.putalpha(decoded.alpha)
         return result

@@ -482,6 +482,16 @@ def test_table_merge_keeps_the_original_lightness_and_encodes(monkeypatch):
         assert out.format == fmt and out.size == original.size and (out.alpha is None) == (fmt == "jpeg")
 
 
+def test_a_grey_photo_stays_grey_and_merges_like_its_rgb_copy(monkeypatch):
+    """A greyscale scan decodes as one channel (``pixels``), and merges as the same photo in RGB does."""
+    scan = decode(_save(_scan(301, 203).convert("L"), "JPEG", quality=90))
+    assert scan.pixels.mode == "L" and scan.rgb.mode == "RGB" and scan.rgb.size == scan.size
+    colour = Image.fromarray(skimage_data.chelsea()).resize((32, 24), Image.Resampling.BICUBIC)
+    for table, tolerance in ((True, 0), (False, 1)):  # the exact merge's float lightness may round either way
+        grey = _merged(monkeypatch, scan.pixels, colour, table=table)
+        assert np.abs(grey - _merged(monkeypatch, scan.rgb, colour, table=table)).max() <= tolerance
+
+
 def test_table_merge_from_the_pixel_threshold_on():
     width = 1000
     height = imaging.TABLE_MERGE_MIN_PIXELS // width
