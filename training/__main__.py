@@ -50,11 +50,12 @@ def _add_dataset(commands: argparse._SubParsersAction) -> None:
 
 
 def _dataset(args: argparse.Namespace) -> int:
-    from training import dataset
+    from training.dataset.cli import main
+    from training.dataset.photos import PHOTO_LIST
 
     if args.photo_list is None:
-        args.photo_list = dataset.PHOTO_LIST
-    return dataset.main(args)
+        args.photo_list = PHOTO_LIST
+    return main(args)
 
 
 def _add_evaluate(commands: argparse._SubParsersAction) -> None:
@@ -243,9 +244,9 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from training import service
+    from training.service.api import main
 
-    return service.main(args)
+    return main(args)
 
 
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (

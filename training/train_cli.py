@@ -11,7 +11,7 @@ from pathlib import Path
 # Heavy imports (torch, the models) happen in run(), so building the parser stays fast.
 
 DESCRIPTION = (
-    "Train one catalogue model with its recipe (training/recipes.py) for a number of minutes or steps. "
+    "Train one catalogue model with its recipe (training/recipes/) for a number of minutes or steps. "
     "Checkpoints, TensorBoard logs and progress.json go to RUN_DIR/MODEL/; at the end the EMA weights and "
     "their sidecar are written to OUT (float16 unless that changes the validation CIEDE2000 by more than 0.1). "
     "Under torchrun every process trains one replica (DistributedDataParallel; gloo on CPU, nccl on CUDA). "
@@ -82,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace):  # -> TrainConfig (imported lazily)
-    from training.trainer import TrainConfig
+    from training.train_config import TrainConfig
 
     return TrainConfig(
         model=args.model,

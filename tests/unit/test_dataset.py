@@ -16,21 +16,13 @@ import pytest
 from PIL import Image
 
 from training.__main__ import build_parser
-from training.dataset import (
-    BuildConfig,
-    CropRecipe,
-    FetchedPackage,
-    FetchError,
-    PackageCache,
-    PhotoRow,
-    build_dataset,
-    load_photo_list,
-    make_crops,
-    manifest_sha256,
-    photo_id,
-    select_rows,
-    split_of,
-)
+from training.dataset.build import build_dataset
+from training.dataset.config import BuildConfig
+from training.dataset.crops import CropRecipe, make_crops
+from training.dataset.fetch import FetchedPackage, FetchError, PackageCache
+from training.dataset.manifest import manifest_sha256
+from training.dataset.photos import PhotoRow, load_photo_list, photo_id, select_rows
+from training.dataset.split import split_of
 from training.extract import (
     GREY,
     ExtractError,

@@ -25,7 +25,7 @@ from gateway.settings import Settings
 from tests.helpers import free_port, make_photo, to_bytes
 from training import exemplar as exemplar_training
 from training.metrics import delta_e00
-from training.recipes import other_view as recipe_other_view
+from training.recipes.exemplar import other_view as recipe_other_view
 
 SIDE = 128
 

@@ -10,12 +10,17 @@ import pytest
 import torch
 
 from colorizers import list_models, weights
-from training import recipes as recipes_module
+from training import export as export_module
 from training import trainer as trainer_module
 from training.__main__ import main as training_main
+from training.checkpoint import CHECKPOINT_NAME
 from training.data import Augment, CropDataset, ResumableSampler, SyntheticDataset, list_crops, spread
-from training.recipes import RECIPES, get_recipe, hint_count, simulate_hints
-from training.trainer import CHECKPOINT_NAME, PROGRESS_NAME, TrainConfig, parameter_digest, train
+from training.distributed import parameter_digest
+from training.recipes import RECIPES, get_recipe
+from training.recipes.deoldify import NoGANRecipe
+from training.recipes.zhang import ZhangHintsRecipe, hint_count, simulate_hints
+from training.train_config import TrainConfig
+from training.trainer import PROGRESS_NAME, train
 
 IDS = sorted(RECIPES)
 # Sides the tiny variants accept; DeOldify's critic needs 64 px.
@@ -123,7 +128,7 @@ def test_resume_continues_where_a_stopped_run_left_off(tmp_path, monkeypatch):
     model = "zhang-siggraph17"  # its step draws random hints, so the RNG state must come back too
     whole = train(config(tmp_path / "whole", model, steps=4))
     with monkeypatch.context() as patch:
-        _stop_after(patch, recipes_module.ZhangHintsRecipe, 2)
+        _stop_after(patch, ZhangHintsRecipe, 2)
         stopped = train(config(tmp_path / "split", model, steps=4))
     assert stopped.status == "stopped" and stopped.weights is None and stopped.steps == 2
     assert checkpoint(tmp_path / "split", model)["step"] == 2
@@ -174,14 +179,14 @@ def test_nogan_goes_through_its_three_phases_and_switches(tmp_path, monkeypatch)
     recipe = dataclasses.replace(get_recipe("deoldify-stable"), critic_threshold=100.0)  # every critic loss passes
     monkeypatch.setattr(trainer_module, "get_recipe", lambda _: recipe)
     seen: list[tuple[str, tuple[str, ...]]] = []
-    original = recipes_module.NoGANRecipe.step
+    original = NoGANRecipe.step
 
     def step(self, ctx, batch):
         losses = original(self, ctx, batch)
         seen.append((ctx.phase.name, tuple(sorted(losses))))
         return losses
 
-    monkeypatch.setattr(recipes_module.NoGANRecipe, "step", step)
+    monkeypatch.setattr(NoGANRecipe, "step", step)
     train(config(tmp_path, "deoldify-stable", steps=20))
     phases = [phase for phase, _ in seen]
     assert phases == ["generator"] * 15 + ["critic"] * 3 + ["gan"] * 2
@@ -190,7 +195,7 @@ def test_nogan_goes_through_its_three_phases_and_switches(tmp_path, monkeypatch)
 
 
 def test_fp16_export_falls_back_to_fp32(tmp_path, monkeypatch):
-    monkeypatch.setattr(trainer_module, "FP16_TOLERANCE", -1.0)
+    monkeypatch.setattr(export_module, "FP16_TOLERANCE", -1.0)
     train(config(tmp_path, "wallner-beta"))
     meta = weights.read_sidecar("wallner-beta", tmp_path / "weights")
     assert meta["dtype"] == "float32" and "val_delta_e00_fp16" in meta["metrics"]

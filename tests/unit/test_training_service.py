@@ -18,7 +18,9 @@ from safetensors import safe_open
 from colorizers import create_model, weights
 from tests.helpers import free_port
 from training.__main__ import build_parser
-from training.service import Job, create_app, job_files, publish_weights, train_command
+from training.service.api import create_app
+from training.service.artifacts import publish_weights
+from training.service.jobs import Job, job_files, train_command
 from training.settings import Settings
 
 # A stand-in for `python -m training train`: writes progress.json and a log line, then sleeps, fails or ignores
