@@ -87,9 +87,9 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from training import evaluate
+    from training.evaluate.cli import main
 
-    return evaluate.main(args)
+    return main(args)
 
 
 def _add_calibrate(commands: argparse._SubParsersAction) -> None:

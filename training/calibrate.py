@@ -22,11 +22,13 @@ from colorizers import color, weights
 from colorizers.models.pretrained import PretrainedColorizer
 from colorizers.pipeline import Colorizer
 from colorizers.registry import get_spec
-from training.evaluate import SEED, Photo, load_photos, score
+from training.evaluate.colorize import SEED
+from training.evaluate.inputs import Photo, load_photos
+from training.evaluate.scoring import score
 
 log = logging.getLogger(__name__)
 
-GAINS = (0.6, 0.8, 1.0, 1.2, 1.4, 1.7, 2.0, 2.5, 3.0)
+GAINS = (0.6, 0.8, 1.0, 1.2, 1.4, 1.7, 2.0, 2.5, 3.0, 3.5, 4.0)
 FLOORS = (0.0, 4.0, 8.0, 12.0, 16.0, 20.0, 25.0)
 TEMPERATURES = (0.38, 0.6, 1.0)
 GREY_MARGIN = 0.995  # "beats grey" means at least 0.5 % below it

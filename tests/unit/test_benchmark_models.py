@@ -11,7 +11,11 @@ from torch import nn
 
 from colorizers import create_model, list_models, weights
 from colorizers.models.base import ColorizationModel
-from training import benchmark_models as bench
+from training.benchmark_models.cli import main as benchmark_main
+from training.benchmark_models.cli import parse_photo_sizes
+from training.benchmark_models.counting import count_macs, fp16_bytes, parameter_count, variant_stats
+from training.benchmark_models.photo import synthetic_photo
+from training.benchmark_models.timing import summarise
 
 
 class TwoConvs(ColorizationModel):
@@ -30,44 +34,44 @@ class TwoConvs(ColorizationModel):
 def test_count_macs_of_a_small_conv_net() -> None:
     model = TwoConvs().eval()
     # conv1: 8 outputs x 1 input x 3 x 3 per pixel; conv2: 2 x 8 x 1 x 1 (biases and BatchNorm are not MACs).
-    assert bench.count_macs(model, 32) == (8 * 1 * 9 + 2 * 8) * 32 * 32
-    assert bench.count_macs(model, 16) == (8 * 1 * 9 + 2 * 8) * 16 * 16
+    assert count_macs(model, 32) == (8 * 1 * 9 + 2 * 8) * 32 * 32
+    assert count_macs(model, 16) == (8 * 1 * 9 + 2 * 8) * 16 * 16
 
 
 def test_fp16_bytes_follow_the_weights_file_rule(tmp_path) -> None:
     model = TwoConvs()
     params = 8 * 9 + 8 + 8 + 8 + 2 * 8 + 2  # conv1, norm weight and bias, conv2
     buffers = 2 * 8 * 4 + 8  # running mean and variance stay float32, the int64 batch counter
-    assert bench.parameter_count(model) == params
-    assert bench.fp16_bytes(model) == params * 2 + buffers
+    assert parameter_count(model) == params
+    assert fp16_bytes(model) == params * 2 + buffers
 
     tiny = create_model("zhang-eccv16", "tiny")
     path = weights.save(tiny, tmp_path)
-    header = path.stat().st_size - bench.fp16_bytes(tiny)
+    header = path.stat().st_size - fp16_bytes(tiny)
     assert 0 < header < 20_000  # the file is the counted tensors plus the safetensors JSON header
 
 
 @pytest.mark.parametrize("spec", list_models(), ids=lambda s: s.id)
 def test_counting_on_meta_matches_real_weights(spec) -> None:
-    stats = bench.variant_stats(spec, "tiny", 64)
+    stats = variant_stats(spec, "tiny", 64)
     model = create_model(spec.id, "tiny").eval()
     assert stats["counted_on"] == "meta"
-    assert stats["parameters"] == bench.parameter_count(model)
-    assert stats["fp16_bytes"] == bench.fp16_bytes(model)
-    assert stats["macs"] == bench.count_macs(model, 64) > 0
+    assert stats["parameters"] == parameter_count(model)
+    assert stats["fp16_bytes"] == fp16_bytes(model)
+    assert stats["macs"] == count_macs(model, 64) > 0
 
 
 def test_summarise_and_photo_sizes() -> None:
-    stats = bench.summarise([0.001, 0.002, 0.003, 0.004, 0.010])
+    stats = summarise([0.001, 0.002, 0.003, 0.004, 0.010])
     assert stats["median_ms"] == 3.0 and stats["min_ms"] == 1.0 and stats["runs"] == 5
     assert 4.0 < stats["p95_ms"] <= 10.0
-    assert bench.parse_photo_sizes("4000x3000, 1152X864") == [(4000, 3000), (1152, 864)]
+    assert parse_photo_sizes("4000x3000, 1152X864") == [(4000, 3000), (1152, 864)]
     with pytest.raises(argparse.ArgumentTypeError):
-        bench.parse_photo_sizes("4000-3000")
+        parse_photo_sizes("4000-3000")
 
 
 def test_synthetic_photo_is_deterministic_and_sized() -> None:
-    a, b = bench.synthetic_photo(120, 90, seed=3), bench.synthetic_photo(120, 90, seed=3)
+    a, b = synthetic_photo(120, 90, seed=3), synthetic_photo(120, 90, seed=3)
     assert a.size == (120, 90) and a.mode == "RGB"
     assert a.tobytes() == b.tobytes()
 
@@ -76,7 +80,7 @@ def test_script_runs_on_one_tiny_model(tmp_path, capsys) -> None:
     out = tmp_path / "bench" / "models.json"
     threads = torch.get_num_threads()
     try:
-        code = bench.main(
+        code = benchmark_main(
             [
                 "--models", "coloria-cnn",
                 "--variant", "tiny",

@@ -13,8 +13,11 @@ from PIL import Image
 from colorizers import weights
 from colorizers.registry import create_model, list_models
 from tests.helpers import make_photo
-from training import evaluate
 from training.__main__ import main as training_main
+from training.evaluate.inputs import EvaluationError, load_photos, select_models
+from training.evaluate.report import _finite
+from training.evaluate.report import run as run_evaluation
+from training.evaluate.scoring import BASELINE, score
 
 MODELS = ("coloria-cnn", "zhang-eccv16")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -51,7 +54,7 @@ def report(run: dict[str, Path]) -> dict:
 
 
 def test_report_has_every_model_and_the_baseline(report: dict) -> None:
-    assert set(report["models"]) == {*MODELS, evaluate.BASELINE}
+    assert set(report["models"]) == {*MODELS, BASELINE}
     assert report["images"]["count"] == 3
     assert report["images"]["names"] == ["photo0.png", "photo1.png", "photo2.png"]
     automatic = {s.id for s in list_models(served_only=True) if not s.needs_reference}
@@ -81,7 +84,7 @@ def test_model_entries(report: dict) -> None:
 
 
 def test_baseline_row(report: dict) -> None:
-    base = report["models"][evaluate.BASELINE]
+    base = report["models"][BASELINE]
     assert base["baseline"] is True
     mean = base["mean"]
     assert mean["colourfulness"] == pytest.approx(0.0, abs=1e-9)
@@ -127,27 +130,27 @@ def test_all_means_models_with_weights_plus_imported(tmp_path: Path) -> None:
     weights.save(create_model("coloria-cnn", "tiny"), tmp_path)
     weights.save(create_model("zhang-eccv16", "tiny"), tmp_path, name="zhang-eccv16-x", provenance="imported")
     weights.save(create_model("wallner-alpha", "tiny"), tmp_path)  # a recipe, not a served model
-    chosen, skipped = evaluate.select_models("all", tmp_path)
+    chosen, skipped = select_models("all", tmp_path)
     assert chosen == ["coloria-cnn", "zhang-eccv16-x"]
     assert "coloria-cnn" not in {s["model"] for s in skipped} and "zhang-eccv16" in {s["model"] for s in skipped}
-    chosen, skipped = evaluate.select_models("all", tmp_path, allow_untrained=True)
+    chosen, skipped = select_models("all", tmp_path, allow_untrained=True)
     assert [s["model"] for s in skipped] == ["exemplar"] and {"coloria-cnn", "zhang-eccv16", "zhang-eccv16-x"} <= set(
         chosen
     )
-    assert evaluate.select_models("zhang-eccv16-x, coloria-cnn", tmp_path)[0] == ["zhang-eccv16-x", "coloria-cnn"]
+    assert select_models("zhang-eccv16-x, coloria-cnn", tmp_path)[0] == ["zhang-eccv16-x", "coloria-cnn"]
 
 
 def test_unknown_model_and_nothing_to_evaluate(tmp_path: Path, run: dict[str, Path]) -> None:
-    with pytest.raises(evaluate.EvaluationError, match="unknown model"):
-        evaluate.select_models("no-such-model", tmp_path)
-    with pytest.raises(evaluate.EvaluationError, match="no model to evaluate"):
-        evaluate.run(run["images"], tmp_path / "out", "coloria-cnn", weights_dir=tmp_path / "empty")
-    with pytest.raises(evaluate.EvaluationError, match="no photos"):
-        evaluate.load_photos(tmp_path)
+    with pytest.raises(EvaluationError, match="unknown model"):
+        select_models("no-such-model", tmp_path)
+    with pytest.raises(EvaluationError, match="no model to evaluate"):
+        run_evaluation(run["images"], tmp_path / "out", "coloria-cnn", weights_dir=tmp_path / "empty")
+    with pytest.raises(EvaluationError, match="no photos"):
+        load_photos(tmp_path)
 
 
 def test_score_of_a_perfect_output() -> None:
     truth = np.asarray(make_photo(32, 24))
-    scores = evaluate.score(truth, truth.copy())
+    scores = score(truth, truth.copy())
     assert scores["delta_e00"] == 0.0 and scores["psnr"] == math.inf and scores["cf_ratio"] == pytest.approx(1.0)
-    assert evaluate._finite(scores)["psnr"] is None  # JSON has no infinity
+    assert _finite(scores)["psnr"] is None  # JSON has no infinity
