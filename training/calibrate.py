@@ -28,7 +28,7 @@ from training.evaluate.scoring import score
 
 log = logging.getLogger(__name__)
 
-GAINS = (0.6, 0.8, 1.0, 1.2, 1.4, 1.7, 2.0, 2.5, 3.0, 3.5, 4.0)
+GAINS = (0.6, 0.8, 1.0, 1.2, 1.4, 1.7, 2.0, 2.5, 3.0)
 FLOORS = (0.0, 4.0, 8.0, 12.0, 16.0, 20.0, 25.0)
 TEMPERATURES = (0.38, 0.6, 1.0)
 GREY_MARGIN = 0.995  # "beats grey" means at least 0.5 % below it

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import platform
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from training.reporting import write_json
+from training.reporting import cpu_name, write_json
 
 
 class Distributed:
@@ -83,21 +82,11 @@ def hardware_description(device: torch.device, world: int) -> str:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        name = _cpu_name() or platform.machine() or "CPU"
+        name = cpu_name()
         threads = torch.get_num_threads()
         name = f"{name} ({threads} torch thread{'' if threads == 1 else 's'})"
     prefix = f"{world} x " if world > 1 else ""
     return f"{prefix}{name}, torch {torch.__version__}"
-
-
-def _cpu_name() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
 
 
 def write_parameter_digest(path: Path, rank: int, step: int, nets: Mapping[str, nn.Module], ema: nn.Module) -> None:

@@ -6,6 +6,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import platform
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,14 @@ def show_progress(bar: Any, budget: Mapping[str, Any], step: int, elapsed: float
     else:
         bar.n = min(bar.total, round(elapsed))
     bar.set_postfix(shown)
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else what the platform module knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "CPU"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 
 import httpx
@@ -59,16 +60,18 @@ class TorchServeBackend(Backend):
     ) -> bytes:
         options = (("hints", hints), ("seed", None if seed is None else str(seed)), ("size", size and str(size)))
         fields = {k: v for k, v in options if v}
-        files = {"data": ("image.bmp", grey, "image/bmp")}
-        if reference:
-            files["reference"] = ("reference.bmp", reference, "image/bmp")
+        files = {"data": grey, **({"reference": reference} if reference else {})}
+        body, content_type = multipart_body(fields, files)
         deadline = time.monotonic() + timeout
         attempt = 0
         while True:
             attempt += 1
             try:
                 response = await self.client.post(
-                    f"/predictions/{model}", files=files, data=fields, timeout=max(deadline - time.monotonic(), 0.1)
+                    f"/predictions/{model}",
+                    content=body,
+                    headers={"Content-Type": content_type},
+                    timeout=max(deadline - time.monotonic(), 0.1),
                 )
             except httpx.TimeoutException:
                 raise DeadlineExceeded(f"model {model} did not answer within {timeout:g} s") from None
@@ -83,6 +86,27 @@ class TorchServeBackend(Backend):
                 metrics.BACKEND_RETRIES.labels(model, "worker_died").inc()
                 continue
             raise _error_for(model, response)
+
+
+def multipart_body(fields: dict[str, str], files: dict[str, bytes]) -> tuple[bytes, str]:
+    """A multipart/form-data body in one piece, and its content type; the files are BMP pictures.
+
+    One buffer goes out in one write: httpx streams ``files=`` in a dozen small writes, each a trip through the event
+    loop, which at 256 pixels cost about as much as the rest of the call.
+    """
+    boundary = secrets.token_hex(16)
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    for name, data in files.items():
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}.bmp"\r\n'
+            "Content-Type: image/bmp\r\n\r\n"
+        )
+        parts += [head.encode(), data, b"\r\n"]
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
 def _worker_died(response: httpx.Response) -> bool:

@@ -8,7 +8,6 @@ import os
 import platform
 import shlex
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ from colorizers.pipeline import Colorizer
 from colorizers.registry import list_models
 from training.benchmark_models.counting import variant_stats
 from training.benchmark_models.inference import latency, load_colorizer, photo_split
+from training.reporting import cpu_name
 
 
 def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -75,16 +75,8 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[st
 
 def machine_info() -> dict[str, Any]:
     """The CPU, the CPUs this process may use, library versions and the load before the run (timings depend on it)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     info: dict[str, Any] = {
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "logical_cpus": os.cpu_count(),
         "cpus_available": _available_cpus(),
         "platform": platform.platform(),

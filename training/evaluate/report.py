@@ -6,7 +6,6 @@ import datetime as _dt
 import json
 import math
 import os
-import platform
 import shlex
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +22,7 @@ from training.evaluate.inputs import EvaluationError, load_photos, select_models
 from training.evaluate.markdown import render_markdown, write_docs
 from training.evaluate.pictures import draw_delta_e00_chart, draw_grid
 from training.evaluate.scoring import BASELINE, TruthCache, acceptance
+from training.reporting import cpu_name
 
 
 def run(
@@ -106,15 +106,7 @@ def hardware(device: torch.device) -> str:
     """A short description of the machine the models ran on."""
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} torch threads"
+    return f"{cpu_name()}, {torch.get_num_threads()} torch threads"
 
 
 def _finite(value: Any) -> Any:
