@@ -13,7 +13,8 @@ Figures printed (milliseconds, median of --repeats runs):
    and 8 models at once; the gateway's share is the time beyond --model-ms.
 
 Without --photo, the scan is a 4000 x 3000 JPEG (quality 90) of smooth colours with film-like grain, which
-decodes about as slowly as a camera photo of that size.
+decodes about as slowly as a camera photo of that size. Everything is measured twice: on that colour JPEG and on
+the same photo as a one-channel (greyscale) JPEG, the usual form of a black-and-white scan.
 """
 
 from __future__ import annotations
@@ -55,6 +56,13 @@ def grainy_scan(width: int = 4000, height: int = 3000) -> bytes:
     return buffer.getvalue()
 
 
+def greyscale(data: bytes) -> bytes:
+    """The same photo as a black-and-white scan is usually saved: a one-channel JPEG q90."""
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(data)).convert("L").save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
 def median_ms(call: Callable[[], object], repeats: int) -> float:
     seconds = []
     for _ in range(repeats):
@@ -84,14 +92,14 @@ def stages(data: bytes, repeats: int) -> dict[str, float]:
     draft = imaging.decode(data, draft_size=2 * WORKING_SIZE)
     colour = full.rgb.resize((WORKING_SIZE, WORKING_SIZE), Image.Resampling.BICUBIC)  # a plausible model result
     started = time.perf_counter()
-    base = imaging.LabMergeBase(full.rgb)
+    base = imaging.LabMergeBase(full.pixels)
     merged = base.merge(colour)
     first_merge = (time.perf_counter() - started) * 1000
     with exact_merges():
-        exact_base = imaging.LabMergeBase(full.rgb)
+        exact_base = imaging.LabMergeBase(full.pixels)
         figures = {
             "merge, exact, lightness per model (before)": median_ms(
-                lambda: imaging.merge_chroma(full.rgb, colour), max(1, repeats // 3)
+                lambda: imaging.merge_chroma(full.pixels, colour), max(1, repeats // 3)
             ),
             "merge, exact, lightness shared": median_ms(lambda: exact_base.merge(colour), max(1, repeats // 3)),
         }
@@ -100,9 +108,11 @@ def stages(data: bytes, repeats: int) -> dict[str, float]:
         f"decode, draft ({draft.size[0]} x {draft.size[1]})": median_ms(
             lambda: imaging.decode(data, draft_size=2 * WORKING_SIZE), repeats
         ),
-        "model input from the full decode": median_ms(lambda: imaging.to_model_input(full.rgb, WORKING_SIZE), repeats),
-        "model input from the draft": median_ms(lambda: imaging.to_model_input(draft.rgb, WORKING_SIZE), repeats),
-        "shared part: LabMergeBase (once per photo)": median_ms(lambda: imaging.LabMergeBase(full.rgb), repeats),
+        "model input from the full decode": median_ms(
+            lambda: imaging.to_model_input(full.pixels, WORKING_SIZE), repeats
+        ),
+        "model input from the draft": median_ms(lambda: imaging.to_model_input(draft.pixels, WORKING_SIZE), repeats),
+        "shared part: LabMergeBase (once per photo)": median_ms(lambda: imaging.LabMergeBase(full.pixels), repeats),
         **figures,
         "merge, lookup table (per model)": median_ms(lambda: base.merge(colour), repeats),
         "encode JPEG (q92) of the table's RGBX": median_ms(encoded(merged, "jpeg"), repeats),
@@ -157,14 +167,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--model-ms", type=float, default=50.0, help="the stand-in model pass")
     args = parser.parse_args()
-    data = args.photo.read_bytes() if args.photo else grainy_scan()
-    width, height = imaging.decode(data).size
-    print(f"{width} x {height} JPEG, {len(data) / 2**20:.1f} MiB; median of {args.repeats} runs, ms")
-    for label, ms in stages(data, args.repeats).items():
-        print(f"  {label:55s} {ms:8.1f}")
-    print(f"end to end in process, stand-in model pass of {args.model_ms:g} ms:")
-    for label, ms in asyncio.run(end_to_end(data, args.repeats, args.model_ms)).items():
-        print(f"  {label:55s} {ms:8.1f}   (gateway's share {ms - args.model_ms:.1f})")
+    photo = args.photo.read_bytes() if args.photo else grainy_scan()
+    for kind, data in (("colour", photo), ("greyscale", greyscale(photo))):
+        width, height = imaging.decode(data).size
+        print(f"{kind}: {width} x {height} JPEG, {len(data) / 2**20:.1f} MiB; median of {args.repeats} runs, ms")
+        for label, ms in stages(data, args.repeats).items():
+            print(f"  {label:55s} {ms:8.1f}")
+        print(f"  end to end in process, stand-in model pass of {args.model_ms:g} ms:")
+        for label, ms in asyncio.run(end_to_end(data, args.repeats, args.model_ms)).items():
+            print(f"  {label:55s} {ms:8.1f}   (gateway's share {ms - args.model_ms:.1f})")
 
 
 if __name__ == "__main__":

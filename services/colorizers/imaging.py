@@ -462,30 +462,26 @@ _Y_SHARES = np.rint(
 _L_LEVELS = 255
 _L8_OF_Y = np.rint(
     color.luminance_to_l(np.minimum(np.arange(1 << 16) / _Y_ONE, 1.0)) * (_L_LEVELS / color.L_MAX)
-).astype(np.uint8)  # (65536,)
-_L8_OF_GREY = _L8_OF_Y[_Y_SHARES.astype(np.uint32).sum(axis=0)]  # (256,): the 8-bit L of each grey level
+).astype(np.uint32)  # (65536,), uint32 like the merge-table index it is part of
+_L8_OF_GREY = _L8_OF_Y[_Y_SHARES.astype(np.uint32).sum(axis=0)].astype(np.uint8)  # (256,) the L of each grey level
 
 
 def _lightness_index(original: Image.Image) -> np.ndarray:
-    """The 8-bit CIE L of each pixel: uint8 (H, W) padded with zeros to even sides, the low byte of every
-    table-merge index of the photo.
-
-    A grey photo needs one table read per pixel, done by Pillow. A colour photo reads a 16 MB table of the L of
-    every 24-bit colour: three times faster than summing the channels' luminance shares per pixel.
-    """
+    """The 8-bit CIE L of each pixel: uint32 (H, W) padded with zeros to even sides, the low byte of every
+    table-merge index of the photo. A grey photo's is one table read per pixel, done by Pillow."""
     width, height = original.size
-    index = np.zeros((height + height % 2, width + width % 2), dtype=np.uint8)
+    index = np.zeros((height + height % 2, width + width % 2), dtype=np.uint32)
     if original.mode == "L":
         index[:height, :width] = np.asarray(original.point(_L8_OF_GREY.tolist()))
         return index
-    red, green, blue = (np.asarray(plane) for plane in _as_rgb_or_gray(original).convert("RGB").split())
-    table = _l8_of_rgb()
+    rgb = np.asarray(original if original.mode == "RGB" else original.convert("RGB"))  # (H, W, 3) uint8
 
     def quantise(rows: slice) -> None:
-        colour = np.left_shift(red[rows], 16, dtype=np.uint32)
-        colour |= np.left_shift(green[rows], 8, dtype=np.uint32)
-        colour |= blue[rows]
-        np.take(table, colour, out=index[rows, :width])
+        part = rgb[rows]
+        y = _Y_SHARES[0][part[..., 0]]
+        y += _Y_SHARES[1][part[..., 1]]
+        y += _Y_SHARES[2][part[..., 2]]
+        np.take(_L8_OF_Y, y, out=index[rows, :width])
 
     _parallel(quantise, _row_bands(width, height))
     return index
@@ -510,41 +506,23 @@ def _row_groups(plane: np.ndarray, step: int) -> np.ndarray:
     return plane.reshape(plane.shape[0] // step, step, plane.shape[1])
 
 
-_tables: dict[Callable[[], np.ndarray], np.ndarray] = {}
-_tables_lock = threading.Lock()
-
-
-def _lazy_table(build: Callable[[], np.ndarray]) -> np.ndarray:
-    """The table ``build`` makes, built once per process by the first photo big enough to need it rather than at
-    import or start-up: most processes that import this module (training, model servers, the command line, a
-    gateway that only sees small photos) never need it. The gateway makes a big photo's base while its models run,
-    which hides much of the build."""
-    with _tables_lock:
-        if build not in _tables:
-            _tables[build] = build()
-        return _tables[build]
+_lab_table_rgbx: np.ndarray | None = None
+_lab_table_lock = threading.Lock()
 
 
 def _lab_table() -> np.ndarray:
-    """sRGB of every (a + 128, b + 128, 8-bit L) as RGBX bytes in a uint32, at index (a+128) << 16 | (b+128) << 8 | L
-    (64 MB, 2^24 colours through :func:`color.lab_to_rgb8`)."""
-    return _lazy_table(_build_lab_table)
+    """sRGB of every (a + 128, b + 128, 8-bit L) as RGBX bytes in a uint32, at index (a+128) << 16 | (b+128) << 8 | L.
 
-
-def _l8_of_rgb() -> np.ndarray:
-    """The 8-bit L of every sRGB colour at index R << 16 | G << 8 | B (16 MB)."""
-    return _lazy_table(_build_l8_of_rgb)
-
-
-def _build_l8_of_rgb() -> np.ndarray:
-    table = np.empty((256, 256, 256), dtype=np.uint8)  # (R, G, B)
-    green_blue = _Y_SHARES[1][:, None].astype(np.uint32) + _Y_SHARES[2][None, :]  # (256, 256)
-
-    def fill(red: int) -> None:
-        np.take(_L8_OF_Y, green_blue + _Y_SHARES[0][red], out=table[red])
-
-    _parallel(fill, range(256))
-    return table.reshape(-1)
+    Built once per process, by the first :class:`LabMergeBase` of a photo big enough to need it (64 MB, 2^24
+    colours through :func:`color.lab_to_rgb8`), rather than at import or start-up: most processes that import this
+    module (training, model servers, the command line, a gateway that only sees small photos) never need it. The
+    gateway makes a big photo's base while its models run, which hides much of the build.
+    """
+    global _lab_table_rgbx
+    with _lab_table_lock:
+        if _lab_table_rgbx is None:
+            _lab_table_rgbx = _build_lab_table()
+        return _lab_table_rgbx
 
 
 def _build_lab_table() -> np.ndarray:
@@ -592,8 +570,8 @@ def _parallel(work: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
 
 def _after_fork_in_child() -> None:
     """A forked child has none of its parent's threads: it gets a pool and a lock of its own."""
-    global _workers, _tables_lock
-    _workers, _tables_lock = _new_workers(), threading.Lock()
+    global _workers, _lab_table_lock
+    _workers, _lab_table_lock = _new_workers(), threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
