@@ -9,6 +9,7 @@ import time
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from starlette.requests import Request
 
 from gateway.app import create_app
 from gateway.auth import client_for, fingerprint
@@ -72,16 +73,23 @@ def weights_dir(tmp_path_factory):
 
 def settings(weights_dir, tmp_path, **overrides) -> Settings:
     values = dict(
-        backend="embedded", grpc_port=0, weights_dir=weights_dir, models=[MODEL], result_dir=tmp_path / "results",
-        readiness_probe_seconds=60, api_keys=["alpha", "beta"],
+        backend="embedded",
+        grpc_port=0,
+        weights_dir=weights_dir,
+        models=[MODEL],
+        result_dir=tmp_path / "results",
+        readiness_probe_seconds=60,
+        api_keys=["alpha", "beta"],
     )
     return Settings(**{**values, **overrides})
 
 
 def colorize(client: TestClient, key: str) -> httpx.Response:
     return client.post(
-        "/v1/colorize", files=[("images", ("p.png", to_bytes(make_photo(48, 32)), "image/png"))],
-        data={"model": MODEL}, headers={"Authorization": f"Bearer {key}"},
+        "/v1/colorize",
+        files=[("images", ("p.png", to_bytes(make_photo(48, 32)), "image/png"))],
+        data={"model": MODEL},
+        headers={"Authorization": f"Bearer {key}"},
     )
 
 
@@ -177,3 +185,37 @@ def test_what_is_not_retried(answers, error):
     with pytest.raises(error):
         asyncio.run(infer(backend))
     assert len(calls) == len(answers)
+
+
+def test_the_inference_request_is_a_form_that_a_multipart_parser_reads():
+    """The body written in one piece parses as the form TorchServe's handler gets: fields, the picture, a reference."""
+    forms = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "headers": [(k.encode(), v.encode()) for k, v in request.headers.items()],
+        }
+        body = request.content
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        form = await Request(scope, receive).form()
+        forms.append({key: (await value.read()) if hasattr(value, "read") else value for key, value in form.items()})
+        return httpx.Response(200, content=b"colour")
+
+    backend = TorchServeBackend("http://torchserve")
+    backend._client = httpx.AsyncClient(base_url="http://torchserve", transport=httpx.MockTransport(handler))
+    hints = '[{"x": 0.5, "y": 0.25, "color": "#3366cc"}]'
+
+    async def call() -> bytes:
+        return await backend.infer(
+            MODEL, b"BM grey\r\n--x", hints=hints, seed=7, timeout=5, size=192, reference=b"BM reference"
+        )
+
+    assert asyncio.run(call()) == b"colour"
+    assert forms == [
+        {"hints": hints, "seed": "7", "size": "192", "data": b"BM grey\r\n--x", "reference": b"BM reference"}
+    ]
