@@ -95,12 +95,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _add_calibrate(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "calibrate",
-        help="fit each compact model's chroma floor and gain (and temperature) on the held-out-package photos",
+        help="fit each compact model's chroma floor and gain (and its own knob) on the held-out-package photos",
         description="Colourise the photos of --images (by default the photos of source packages that training "
-        "never saw) and choose the chroma floor and gain (and, for models decoded by annealed mean, the "
-        "temperature): the lowest mean CIEDE2000 at least 0.5 %% below grey that keeps at least half of the "
-        "truth's colourfulness, else the most colourful 1 %% below grey, else the lowest; write it into the "
-        "weights sidecar.",
+        "never saw) and choose the chroma floor and gain (and the annealed-mean temperature of a classification "
+        "model, or the noise spread of a GAN): the lowest mean CIEDE2000 at least 0.5 %% below grey that keeps "
+        "at least half of the truth's colourfulness, else the most colourful 1 %% below grey, else the lowest; "
+        "write it into the weights sidecar.",
     )
     parser.add_argument("--models", default="all", metavar="all|ID,...", help="models on the pretrained encoder")
     parser.add_argument("--images", default="data/unseen_photos", metavar="DIR", help="calibration photos")

@@ -1,10 +1,10 @@
-"""Calibrate how sure a model is: chroma floor and gain (and temperature) fitted on held-out-package photos.
+"""Calibrate how sure a model is: chroma floor and gain (and its own knob) fitted on held-out-package photos.
 
 A model trained on a few hundred photos is confidently wrong on kinds of photos it has never seen. Dropping its
 weak (unsure) chroma to grey and scaling the rest, with a floor and a gain fitted on photos from source packages
-that training never saw (and, for the classification model, choosing its annealed-mean temperature there), is
-the cheapest honest fix: the fitted values go into the weights sidecar (``model_args``), so every serving path
-decodes with them.
+that training never saw (and choosing there the classification model's annealed-mean temperature, or the GAN's
+noise spread), is the cheapest honest fix: the fitted values go into the weights sidecar (``model_args``), so
+every serving path decodes with them.
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ log = logging.getLogger(__name__)
 
 GAINS = (0.6, 0.8, 1.0, 1.2, 1.4, 1.7, 2.0, 2.5, 3.0)
 FLOORS = (0.0, 4.0, 8.0, 12.0, 16.0, 20.0, 25.0)
-TEMPERATURES = (0.38, 0.6, 1.0)
+# A model's own knob of how sure it is, fitted with the floor and gain: the annealed-mean temperature of a
+# classification model, and the spread of a GAN's noise z (BigGAN's truncation: a narrower z trades diversity
+# for fidelity; it stays above 0 so that a seed still picks among colours).
+DECODING_KNOBS = {"temperature": (0.38, 0.6, 1.0), "z_std": (0.2, 0.4, 0.8)}
 GREY_MARGIN = 0.995  # "beats grey" means at least 0.5 % below it
 MIN_CF_RATIO = 0.5  # colourful enough: at least half of the truth's colourfulness (Hasler and Süsstrunk)
 
@@ -79,7 +82,8 @@ def calibrate(
     *,
     write: bool = True,
 ) -> dict[str, Any]:
-    """Fit ``chroma_floor``, ``chroma_gain`` (and ``temperature``) on the photos in ``images``; returns the record."""
+    """Fit ``chroma_floor``, ``chroma_gain`` (and the model's knob, if any) on the photos in ``images``; returns the
+    record."""
     colorizer = Colorizer.load(name, weights_dir)
     model = colorizer.model
     if not isinstance(model, PretrainedColorizer):
@@ -95,23 +99,17 @@ def calibrate(
         )
     )
     seed = SEED if colorizer.spec.supports_seed else None
-    temperatures = TEMPERATURES if hasattr(model, "temperature") else (None,)
-    before = {
-        "floor": model.chroma_floor,
-        "gain": model.chroma_gain,
-        "temperature": getattr(model, "temperature", None),
-    }
+    knob = next((name for name in DECODING_KNOBS if hasattr(model, name)), None)
+    before = {"floor": model.chroma_floor, "gain": model.chroma_gain, "knob": knob and getattr(model, knob)}
     model.chroma_floor, model.chroma_gain = 0.0, 1.0
     candidates = []
-    for temperature in temperatures:
-        if temperature is not None:
-            model.temperature = temperature
+    for value in DECODING_KNOBS[knob] if knob else (None,):
+        if knob:
+            setattr(model, knob, value)
         outputs = [color.rgb_to_lab(np.asarray(colorizer.colorize(p.grey, seed=seed).convert("RGB"))) for p in photos]
-        candidates += [{"temperature": temperature, **row} for row in decode_table(outputs, photos, truth_labs)]
+        candidates += [{**row, "knob": knob, "value": value} for row in decode_table(outputs, photos, truth_labs)]
     best = choose(candidates, grey)
-    plain = min(
-        candidates, key=lambda c: (c["floor"] != 0, c["gain"] != 1.0, c["temperature"] != before["temperature"])
-    )
+    plain = min(candidates, key=lambda c: (c["floor"] != 0, c["gain"] != 1.0, c["value"] != before["knob"]))
     record = {"images": str(images), "photos": len(photos), "grey_delta_e00": grey, "chosen": best, "plain": plain}
     log.info("%s: %s (grey %.2f)", name, best, grey)
     if write:
@@ -127,8 +125,8 @@ def write_calibration(
     meta = json.loads(path.read_text())
     meta["model_args"]["chroma_gain"] = best["gain"]
     meta["model_args"]["chroma_floor"] = best["floor"]
-    if best["temperature"] is not None:
-        meta["model_args"]["temperature"] = best["temperature"]
+    if best["knob"]:
+        meta["model_args"][best["knob"]] = best["value"]
     meta["calibration"] = {k: v for k, v in record.items() if k != "candidates"}
     path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
@@ -146,7 +144,7 @@ def main(args: Any) -> int:
         best, plain = record["chosen"], record["plain"]
         print(
             f"{name}: floor {best['floor']:g}, gain {best['gain']:g}"
-            + (f", temperature {best['temperature']:g}" if best["temperature"] is not None else "")
+            + (f", {best['knob']} {best['value']:g}" if best["knob"] else "")
             + f": ΔE00 {plain['delta_e00']:.2f} -> {best['delta_e00']:.2f} (grey {record['grey_delta_e00']:.2f}), "
             f"CF ratio {plain['cf_ratio']:.2f} -> {best['cf_ratio']:.2f}"
         )
