@@ -136,8 +136,8 @@ class DecodedImage:
 
     @functools.cached_property
     def rgb(self) -> Image.Image:
-        """The pixels as mode "RGB". A grey photo stays grey in ``pixels``: a black-and-white scan, the usual input,
-        decodes about twice as fast as one grey channel, and its lightness is one table read per pixel."""
+        """The pixels as mode "RGB". A grey photo stays one channel in ``pixels``: a black-and-white scan, the usual
+        input, decodes about twice as fast that way, and its lightness is one table read per pixel."""
         return self.pixels if self.pixels.mode == "RGB" else self.pixels.convert("RGB")
 
 
@@ -226,8 +226,8 @@ def _apply_orientation(im: Image.Image) -> Image.Image:
 
 
 def _to_pixels_and_alpha(im: Image.Image) -> tuple[Image.Image, Image.Image | None]:
-    """Any Pillow mode -> (8-bit RGB, or 8-bit grey "L" as stored; 8-bit alpha or None); alpha that is opaque
-    everywhere is dropped (a grey image with alpha becomes RGB)."""
+    """Any Pillow mode -> (8-bit RGB, or 8-bit grey "L" for a grey image; 8-bit alpha or None); alpha that is opaque
+    everywhere is dropped. An image with an alpha channel of its own (LA, RGBA, PA ...) becomes RGB."""
     mode = im.mode
     alpha: Image.Image | None = None
     if mode in _HIGH_BIT_MODES:
@@ -235,21 +235,21 @@ def _to_pixels_and_alpha(im: Image.Image) -> tuple[Image.Image, Image.Image | No
         transparent = im.info.get("transparency")
         if isinstance(transparent, (int, float)):
             alpha = Image.fromarray(np.where(arr == transparent, 0, 255).astype(np.uint8))
-        rgb = Image.fromarray(_scale_to_8bit(arr)).convert("RGB")
+        pixels = Image.fromarray(_scale_to_8bit(arr))  # mode "L": a 16-bit archival scan stays grey
     elif mode in _ALPHA_MODES or im.has_transparency_data:
         rgba = im.convert("RGBA")
         alpha = rgba.getchannel("A")
-        rgb = rgba.convert("RGB")
+        pixels = rgba.convert("RGB")
     elif mode in ("RGB", "L"):
-        rgb = im
-    else:  # 1, L, P, CMYK, YCbCr, LAB, HSV
+        pixels = im
+    else:  # 1, P, CMYK, YCbCr, LAB, HSV
         try:
-            rgb = im.convert("RGB")
+            pixels = im.convert("RGB")
         except ValueError as exc:
             raise UnsupportedImageError(f"Images in the {mode} colour mode are not supported.") from exc
     if alpha is not None and alpha.getextrema() == (255, 255):
         alpha = None
-    return rgb, alpha
+    return pixels, alpha
 
 
 def _scale_to_8bit(arr: np.ndarray) -> np.ndarray:
