@@ -1,8 +1,6 @@
-"""The exemplar model's training recipe, its build with an automatic fallback head, and its measurement.
+"""The exemplar model's build with an automatic fallback head, and its measurement (its training recipe, which
+trains the three gate scalars on pairs made from the training photos, is ``training/recipes/exemplar.py``).
 
-* ``ExemplarRecipe``: trains the three gate scalars on pairs made from the training photos themselves (the
-  reference is another crop, scale and mirror image of the same photo; the next photo of the batch is the
-  unrelated reference). The encoder is frozen and the fallback head is not trained here.
 * ``build_exemplar``: the served ``exemplar`` weights, with an automatic compact model's trained weights copied
   in as the fallback head (``python -m training build-exemplar --fallback wallner-full``), so the archive is
   self-contained.
