@@ -89,16 +89,6 @@ def build_archive(
     return archive
 
 
-def build_all(
-    weights_dir: str | Path | None = None, export_dir: str | Path = DEFAULT_STORE, **config: Any
-) -> list[Path]:
-    """An archive for every weights file (the served models plus imported "-x" models)."""
-    return [
-        build_archive(name, weights_dir=weights_dir, export_dir=export_dir, **config)
-        for name in weights.available(weights_dir)
-    ]
-
-
 def register(management_url: str, archive: Path, *, workers: int = 1, timeout: float = 300.0) -> str:
     """Register an archive that sits in TorchServe's model store and make its version the default.
 

@@ -61,7 +61,7 @@ class TorchServeBackend(Backend):
         options = (("hints", hints), ("seed", None if seed is None else str(seed)), ("size", size and str(size)))
         fields = {k: v for k, v in options if v}
         files = {"data": grey, **({"reference": reference} if reference else {})}
-        body, content_type = multipart_body(fields, files)
+        body, content_type = _multipart_body(fields, files)
         deadline = time.monotonic() + timeout
         attempt = 0
         while True:
@@ -88,7 +88,7 @@ class TorchServeBackend(Backend):
             raise _error_for(model, response)
 
 
-def multipart_body(fields: dict[str, str], files: dict[str, bytes]) -> tuple[bytes, str]:
+def _multipart_body(fields: dict[str, str], files: dict[str, bytes]) -> tuple[bytes, str]:
     """A multipart/form-data body in one piece, and its content type; the files are BMP pictures.
 
     One buffer goes out in one write: httpx streams ``files=`` in a dozen small writes, each a trip through the event

@@ -8,7 +8,7 @@ from __future__ import annotations
 from training.recipes.base import Recipe
 from training.recipes.bigcolor import BigColorRecipe
 from training.recipes.coloria import ColoriaRecipe
-from training.recipes.deoldify import NOGAN_PHASES, NoGANRecipe
+from training.recipes.deoldify import NoGANRecipe
 from training.recipes.exemplar import ExemplarRecipe
 from training.recipes.wallner import WallnerRecipe
 from training.recipes.zhang import ZhangClassificationRecipe, ZhangHintsRecipe
@@ -60,23 +60,13 @@ RECIPES: dict[str, Recipe] = {
             cpu_batch_size=8,
             find_unused_parameters=True,
         ),
-        NoGANRecipe(
-            "deoldify-artistic",
-            "NoGAN: generator pretraining (L1 RGB + ab), critic pretraining (BCE), GAN phase with critic "
-            "threshold 0.65",
-            lr=1e-3,
-            batch_size=16,
-            cpu_batch_size=8,
-            phases=NOGAN_PHASES,
-        ),
-        NoGANRecipe(
-            "deoldify-stable",
-            "NoGAN: generator pretraining (L1 RGB + ab), critic pretraining (BCE), GAN phase with critic "
-            "threshold 0.65",
-            lr=1e-3,
-            batch_size=16,
-            cpu_batch_size=8,
-            phases=NOGAN_PHASES,
+        *(
+            NoGANRecipe(
+                model_id,
+                "NoGAN: generator pretraining (L1 RGB + ab), critic pretraining (BCE), GAN phase with critic "
+                "threshold 0.65",
+            )
+            for model_id in ("deoldify-artistic", "deoldify-stable")  # the same recipe; stable's encoder is bigger
         ),
         BigColorRecipe(
             "bigcolor",

@@ -36,6 +36,7 @@ class NoGANRecipe(Recipe):
       (0, 0.9) and a tenth of the learning rate in this phase.
     """
 
+    phases: tuple[Phase, ...] = NOGAN_PHASES
     critic_lr_ratio: float = 0.5
     critic_threshold: float = 0.65
     adv_weight: float = 1.5
