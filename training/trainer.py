@@ -316,7 +316,10 @@ class Trainer:
     def _validate(self) -> None:
         if not self.is_main:
             return
-        metrics, shown = self.validation.validate(self.ema.module, self.device, self.step, self.elapsed)
+        exportable = self.recipe.export_phases is None or self.phase.name in self.recipe.export_phases
+        metrics, shown = self.validation.validate(
+            self.ema.module, self.device, self.step, self.elapsed, eligible=exportable
+        )
         if self.writer is not None:
             for name, value in metrics.items():
                 self.writer.add_scalar(f"val/{name.removeprefix('val_')}", value, self.step)

@@ -81,15 +81,16 @@ class Validator:
         self.grey_delta_e00 = grey_baseline(val)
 
     def validate(
-        self, model: nn.Module, device: torch.device, step: int, elapsed: float
+        self, model: nn.Module, device: torch.device, step: int, elapsed: float, *, eligible: bool = True
     ) -> tuple[dict[str, float], torch.Tensor]:
-        """Evaluate ``model``, record the result; returns the metrics and the first predicted pictures."""
+        """Evaluate ``model``, record the result (as the best so far only when ``eligible``); returns the metrics
+        and the first predicted pictures."""
         metrics, shown = evaluate(model, self.val, device)
         metrics["val_delta_e00_grey"] = self.grey_delta_e00
         entry = {"step": step, "elapsed": round(elapsed, 1), **metrics}
         self.history.append(entry)
         key = "val_delta_e00_confident" if "val_delta_e00_confident" in metrics else "val_delta_e00"
-        if self.best is None or metrics[key] < self.best[0][key]:
+        if eligible and (self.best is None or metrics[key] < self.best[0][key]):
             self.best = (entry, copy.deepcopy(model.state_dict()))
         return metrics, shown
 

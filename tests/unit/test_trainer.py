@@ -9,7 +9,8 @@ import math
 import pytest
 import torch
 
-from colorizers import list_models, weights
+from colorizers import create_model, list_models, weights
+from colorizers.color import rgb_to_lab_t
 from training import export as export_module
 from training import trainer as trainer_module
 from training.__main__ import main as training_main
@@ -21,6 +22,7 @@ from training.recipes.deoldify import NoGANRecipe
 from training.recipes.zhang import ZhangHintsRecipe, hint_count, simulate_hints
 from training.train_config import TrainConfig
 from training.trainer import PROGRESS_NAME, train
+from training.validation import Validator
 
 IDS = sorted(RECIPES)
 # Sides the tiny variants accept; DeOldify's critic needs 64 px.
@@ -223,7 +225,20 @@ def test_schedule_and_phases():
     assert phase.name == "gan" and within == pytest.approx(0.5) and phase.betas == (0.0, 0.9)
     beta = get_recipe("wallner-beta")
     assert beta.lr_factor(0.0) < 0.05 and beta.lr_factor(0.3) > beta.lr_factor(0.9) >= beta.final_lr
-    assert get_recipe("bigcolor").lr_factor(0.5) == 1.0
+    bigcolor = get_recipe("bigcolor")  # a constant learning rate: reconstruction, then the GAN it exports
+    assert bigcolor.phase_at(0.1)[0].name == "reconstruction" and bigcolor.lr_factor(0.1) == 1.0
+    assert bigcolor.phase_at(0.7)[0].name == "gan" and bigcolor.export_phases == ("gan",)
+
+
+def test_only_validations_in_an_export_phase_can_be_exported():
+    rgb = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    lab = rgb_to_lab_t(rgb)
+    validator = Validator({"rgb": rgb, "l": lab[:, :1], "ab": lab[:, 1:]})
+    model = create_model("wallner-beta", "tiny").eval()
+    validator.validate(model, torch.device("cpu"), 1, 0.0, eligible=False)  # e.g. a GAN's pretraining phase
+    assert validator.best is None and len(validator.history) == 1
+    validator.validate(model, torch.device("cpu"), 2, 0.0)
+    assert validator.best is not None and validator.best[0]["step"] == 2
 
 
 def test_hint_count_is_geometric_with_p_one_eighth():

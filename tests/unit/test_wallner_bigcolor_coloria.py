@@ -6,8 +6,12 @@ import pytest
 import torch
 from torch import nn
 
+from colorizers.color import rgb_to_lab_t
 from colorizers.models.bigcolor import DEFAULT_SEED, BigColorDiscriminator
 from colorizers.registry import create_model
+from training.distributed import Distributed
+from training.recipes import get_recipe
+from training.recipes.base import Recipe, StepContext
 
 FAMILY_IDS = ("wallner-alpha", "wallner-beta", "wallner-full", "bigcolor", "coloria-cnn")
 
@@ -146,3 +150,41 @@ def test_coloria_full_layout() -> None:
     assert [u[0].in_channels for u in ups] == [512, 1024, 512, 256, 256]  # skip concatenation doubles the width
     assert model.out.kernel_size == (2, 2) and model.out.out_channels == 3
     assert sum(p.numel() for p in model.parameters()) == 9_597_878
+
+
+def _bigcolor_step_context(phase: str) -> tuple[Recipe, StepContext, dict[str, torch.Tensor]]:
+    recipe = get_recipe("bigcolor")
+    torch.manual_seed(0)
+    nets = recipe.build("tiny")
+    optimizers = recipe.optimizers(nets, recipe.lr)
+    ctx = StepContext(
+        nets=nets,
+        raw=nets,
+        optimizers=optimizers,
+        scalers={name: torch.amp.GradScaler("cpu", enabled=False) for name in optimizers},
+        device=torch.device("cpu"),
+        amp=False,
+        grad_clip=None,
+        generator=torch.Generator().manual_seed(0),
+        distributed=Distributed(torch.device("cpu")),
+    )
+    ctx.phase = next(p for p in recipe.phases if p.name == phase)
+    rgb = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    lab = rgb_to_lab_t(rgb)
+    batch = {"rgb": rgb, "l": lab[:, :1], "ab": lab[:, 1:]}
+    return recipe, ctx, batch
+
+
+@pytest.mark.parametrize(("phase", "critic_learns"), [("reconstruction", False), ("gan", True)])
+def test_bigcolor_discriminator_joins_only_in_the_gan_phase(phase: str, critic_learns: bool) -> None:
+    recipe, ctx, batch = _bigcolor_step_context(phase)
+    critic_before = [p.detach().clone() for p in ctx.raw["critic"].parameters()]
+    generator_before = [p.detach().clone() for p in ctx.raw["model"].parameters() if p.requires_grad]
+    losses = recipe.step(ctx, batch)
+    critic_after = list(ctx.raw["critic"].parameters())
+    critic_changed = any(not torch.equal(a, b) for a, b in zip(critic_before, critic_after, strict=True))
+    trained = [p for p in ctx.raw["model"].parameters() if p.requires_grad]
+    assert any(not torch.equal(a, b) for a, b in zip(generator_before, trained, strict=True))
+    assert critic_changed is critic_learns
+    assert ("d_hinge" in losses) is critic_learns and torch.isfinite(losses["g_rec"])
+

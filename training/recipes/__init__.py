@@ -70,7 +70,8 @@ RECIPES: dict[str, Recipe] = {
         ),
         BigColorRecipe(
             "bigcolor",
-            "hinge GAN + L1 reconstruction (RGB and ab), Adam(0, 0.999) G 1e-4 / D 3e-5, EMA 0.999",
+            "L1 reconstruction (RGB and ab) for 15 % of the budget, then hinge GAN + L1 (exported), Adam(0, 0.999) "
+            "G 1e-4 / D 3e-5, EMA 0.999",
             lr=1e-4,
             batch_size=16,
             cpu_batch_size=8,

@@ -95,7 +95,8 @@ class Recipe:
     whole ``image_size`` picture); validation always uses whole pictures at ``image_size`` (None: the model's
     working size). ``lr`` is the main optimiser's; the others keep their ratio to it when ``--lr`` changes it.
     The learning rate follows ``schedule`` within each phase ("cosine": linear warm-up over ``warmup`` of the
-    phase, then cosine decay to ``final_lr`` x; "constant"), times the phase's ``lr_scale``.
+    phase, then cosine decay to ``final_lr`` x; "constant"), times the phase's ``lr_scale``. The exported
+    weights are the best validated ones of ``export_phases`` (a GAN's, so that it ships with what defines it).
     """
 
     model_id: str
@@ -117,6 +118,7 @@ class Recipe:
     find_unused_parameters: bool = False
     prepare_pictures: int = 0
     phases: tuple[Phase, ...] = (Phase("train"),)
+    export_phases: tuple[str, ...] | None = None  # phases whose validated weights may be exported (None: all)
 
     # --- what the trainer calls ---------------------------------------------------------------------------------
 
