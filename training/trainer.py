@@ -316,9 +316,8 @@ class Trainer:
     def _validate(self) -> None:
         if not self.is_main:
             return
-        exportable = self.recipe.export_phases is None or self.phase.name in self.recipe.export_phases
         metrics, shown = self.validation.validate(
-            self.ema.module, self.device, self.step, self.elapsed, eligible=exportable
+            self.ema.module, self.device, self.step, self.elapsed, eligible=self.recipe.exports(self.phase)
         )
         if self.writer is not None:
             for name, value in metrics.items():

@@ -227,7 +227,9 @@ def test_schedule_and_phases():
     assert beta.lr_factor(0.0) < 0.05 and beta.lr_factor(0.3) > beta.lr_factor(0.9) >= beta.final_lr
     bigcolor = get_recipe("bigcolor")  # a constant learning rate: reconstruction, then the GAN it exports
     assert bigcolor.phase_at(0.1)[0].name == "reconstruction" and bigcolor.lr_factor(0.1) == 1.0
-    assert bigcolor.phase_at(0.7)[0].name == "gan" and bigcolor.export_phases == ("gan",)
+    assert bigcolor.phase_at(0.7)[0].name == "gan"
+    assert bigcolor.exports(bigcolor.phase_at(0.7)[0]) and not bigcolor.exports(bigcolor.phase_at(0.1)[0])
+    assert beta.exports(beta.phase_at(0.5)[0])  # without export_phases, every phase
 
 
 def test_only_validations_in_an_export_phase_can_be_exported():

@@ -152,6 +152,10 @@ class Recipe:
             start = end
         raise AssertionError("unreachable")
 
+    def exports(self, phase: Phase) -> bool:
+        """Whether weights validated in ``phase`` may be the ones exported."""
+        return self.export_phases is None or phase.name in self.export_phases
+
     def lr_factor(self, progress: float) -> float:
         """Multiplier of every optimiser's base LR at ``progress``."""
         phase, within = self.phase_at(progress)

@@ -60,7 +60,6 @@ class BigColorRecipe(Recipe):
     def step(self, ctx: StepContext, batch: Batch) -> Losses:
         l = batch["l"].float()
         real = batch["rgb"].float() * 2 - 1  # (B, 3, H, W) in [-1, 1], the generator's range
-        grey = l / L_CENTER - 1  # (B, 1, H, W) in [-1, 1]
         generator = ctx.raw["model"]
         z = torch.randn(l.shape[0], generator.z_dim, generator=ctx.generator) * generator.z_std  # (B, z_dim)
         with ctx.autocast():
@@ -69,6 +68,7 @@ class BigColorRecipe(Recipe):
             rec = self.reconstruction(fake, real, batch["ab"])
             ctx.update("model", rec)
             return {"g_rec": rec.detach()}
+        grey = l / L_CENTER - 1  # (B, 1, H, W) in [-1, 1]: the discriminator judges colours against it
         with ctx.autocast():
             pair = torch.cat([torch.cat([real, grey], 1), torch.cat([fake.detach(), grey], 1)])  # (2B, 4, H, W)
             scores = ctx.nets["critic"](pair)  # (2B,)
