@@ -97,8 +97,8 @@ def _add_calibrate(commands: argparse._SubParsersAction) -> None:
         "calibrate",
         help="fit each compact model's chroma floor and gain (and its own knob) on the held-out-package photos",
         description="Colourise the photos of --images (by default the photos of source packages that training "
-        "never saw) and choose the chroma floor and gain (and the annealed-mean temperature of a classification "
-        "model, or the noise spread of a GAN): the lowest mean CIEDE2000 at least 0.5 %% below grey that keeps "
+        "never saw) and choose the chroma floor and gain (and how much of its class rebalancing a classification "
+        "model undoes, or the noise spread of a GAN): the lowest mean CIEDE2000 at least 0.5 %% below grey that keeps "
         "at least half of the truth's colourfulness, else the most colourful 1 %% below grey, else the lowest; "
         "write it into the weights sidecar.",
     )

@@ -2,8 +2,8 @@
 
 A model trained on a few hundred photos is confidently wrong on kinds of photos it has never seen. Dropping its
 weak (unsure) chroma to grey and scaling the rest, with a floor and a gain fitted on photos from source packages
-that training never saw (and choosing there the classification model's annealed-mean temperature, or the GAN's
-noise spread), is the cheapest honest fix: the fitted values go into the weights sidecar (``model_args``), so
+that training never saw (and choosing there how much of its class rebalancing the classification model undoes,
+or the GAN's noise spread), is the cheapest honest fix: the fitted values go into the weights sidecar (``model_args``), so
 every serving path decodes with them.
 """
 
@@ -30,12 +30,14 @@ log = logging.getLogger(__name__)
 
 GAINS = (0.6, 0.8, 1.0, 1.2, 1.4, 1.7, 2.0, 2.5, 3.0)
 FLOORS = (0.0, 4.0, 8.0, 12.0, 16.0, 20.0, 25.0)
-# A model's own knob of how sure it is, fitted with the floor and gain: the annealed-mean temperature of a
-# classification model, and the spread of a GAN's noise z (BigGAN's truncation: a narrower z trades diversity
-# for fidelity; it stays above 0 so that a seed still picks among colours).
-DECODING_KNOBS = {"temperature": (0.38, 0.6, 1.0), "z_std": (0.2, 0.4, 0.8)}
+# A model's own knob of how sure it is, fitted with the floor and gain: how much of its training's class
+# rebalancing a classification model undoes (its annealed-mean temperature stays the paper's 0.38), and the
+# spread of a GAN's noise z (BigGAN's truncation: a narrower z trades diversity for fidelity; it stays above 0
+# so that a seed still picks among colours).
+DECODING_KNOBS = {"prior_strength": (0.0, 0.3, 0.5), "z_std": (0.2, 0.4, 0.8)}
 GREY_MARGIN = 0.995  # "beats grey" means at least 0.5 % below it
 MIN_CF_RATIO = 0.5  # colourful enough: at least half of the truth's colourfulness (Hasler and Süsstrunk)
+CF_MARGIN = 0.01  # the fit must clear MIN_CF_RATIO by this much: served photos differ slightly from the fit's
 
 
 def decode_table(
@@ -61,12 +63,12 @@ def decode_table(
 def choose(candidates: list[dict[str, Any]], grey: float, min_cf_ratio: float = MIN_CF_RATIO) -> dict[str, Any]:
     """The decoding a user is best served by, in this order of preference:
 
-    1. the lowest ΔE00 among those that beat grey (by a margin: the fit is made on the final colours, the
-       model applies it at its working size) and keep ``min_cf_ratio`` of the truth's colourfulness;
+    1. the lowest ΔE00 among those that beat grey and keep ``min_cf_ratio`` of the truth's colourfulness, both
+       by a margin (the fit is made on the final colours, the model applies it at its working size);
     2. else the most colourful among those that beat grey by at least 1 %;
     3. else the lowest ΔE00 (the model has too little to offer on unfamiliar photos).
     """
-    good = [c for c in candidates if c["delta_e00"] <= GREY_MARGIN * grey and c["cf_ratio"] >= min_cf_ratio]
+    good = [c for c in candidates if c["delta_e00"] <= GREY_MARGIN * grey and c["cf_ratio"] >= min_cf_ratio + CF_MARGIN]
     if good:
         return min(good, key=lambda c: c["delta_e00"])
     safe = [c for c in candidates if c["delta_e00"] <= 0.99 * grey]

@@ -160,6 +160,8 @@ def test_calibration_prefers_colourful_settings_that_beat_grey():
     assert calibrate.choose(rows, grey=10.0) == rows[1]
     assert calibrate.choose(rows[:1] + rows[3:], grey=10.0) == rows[0]  # nothing colourful beats grey
     assert calibrate.choose(rows[3:], grey=10.0) == rows[3]
+    barely = [{"delta_e00": 9.0, "cf_ratio": 0.502}, {"delta_e00": 9.4, "cf_ratio": 0.52}]
+    assert calibrate.choose(barely, grey=10.0) == barely[1]  # the fit clears the colourfulness bar by a margin
 
 
 def test_calibrate_writes_the_decoding_into_the_sidecar(tmp_path):

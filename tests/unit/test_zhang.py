@@ -235,3 +235,39 @@ def test_siggraph17_classes_and_odd_sizes():
         assert ab.shape == (2, 2, 64, 64) and classes.shape == (2, 529, 16, 16)
         assert ab.abs().max() <= 110.0
         assert model.predict_ab(_lightness(1, 37)).shape == (1, 2, 37, 37)
+
+
+def test_compact_eccv16_keeps_its_rebalancing_and_decoding_undoes_a_share_of_it():
+    from training.distributed import Distributed
+    from training.recipes import get_recipe
+    from training.recipes.base import StepContext
+
+    recipe = get_recipe("zhang-eccv16")
+    torch.manual_seed(0)
+    nets = recipe.build("compact")
+    ctx = StepContext(
+        nets=nets,
+        raw=nets,
+        optimizers={},
+        scalers={},
+        device=torch.device("cpu"),
+        amp=False,
+        grad_clip=None,
+        generator=torch.Generator().manual_seed(0),
+        distributed=Distributed(torch.device("cpu")),
+    )
+    g = torch.Generator().manual_seed(1)
+    recipe.prepare(ctx, [{"ab": torch.randn(2, 2, 32, 32, generator=g) * 15}])
+    model = nets["model"].eval()
+    torch.testing.assert_close(model.log_rebalancing, ctx.state["rebalance_weights"].log())
+    assert "log_rebalancing" in model.state_dict()  # saved with the weights, so serving decodes with it
+
+    l = torch.rand(1, 1, 64, 64) * 100
+    with torch.inference_mode():
+        paper = model.predict_ab(l)
+        model.prior_strength = 1.0
+        undone = model.predict_ab(l)
+        model.log_rebalancing.zero_()
+        torch.testing.assert_close(model.predict_ab(l), paper)  # without weights the strength does nothing
+    # Dividing by the weights of rare (saturated) colours pulls the decoded colours towards the common, grey ones.
+    assert undone.norm(dim=1).mean() < paper.norm(dim=1).mean()

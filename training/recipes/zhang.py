@@ -45,6 +45,9 @@ class ZhangClassificationRecipe(Recipe):
         ctx.state["ab_prior"] = prior
         ctx.state["rebalance_weights"] = ab_gamut.rebalancing_weights(prior, centres)
         ctx.state["prior_pictures"] = torch.tensor(pictures)
+        log_rebalancing = getattr(ctx.raw["model"], "log_rebalancing", None)
+        if log_rebalancing is not None:  # the model keeps them, so that decoding can undo a share of their push
+            log_rebalancing.copy_(ctx.state["rebalance_weights"].log())
 
     def step(self, ctx: StepContext, batch: Batch) -> Losses:
         with ctx.autocast():

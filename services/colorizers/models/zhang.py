@@ -341,13 +341,27 @@ class TopDownFusion(nn.Module):
 
 class ECCV16Pretrained(PretrainedColorizer):
     """Zhang 2016's head on pretrained features: dilated 3x3 convs over the fused pyramid at 1/4 resolution,
-    logits over the 313 in-gamut ab bins, trained with rebalanced cross-entropy and decoded by annealed mean."""
+    logits over the 313 in-gamut ab bins, trained with rebalanced cross-entropy and decoded by annealed mean.
+
+    Rebalancing weights each pixel's loss by w(q) of its colour, which pushes the learnt distribution towards
+    rare (saturated) colours by the factor w. The weights training used are kept with the model
+    (``log_rebalancing``, set by the recipe), and decoding divides the distribution by w ** ``prior_strength``:
+    0 decodes as the paper does, 1 undoes the push entirely; the strength is fitted with the chroma floor and
+    gain on photos of held-out sources (``python -m training calibrate``).
+    """
 
     def __init__(
-        self, backbone: str, width: int = 128, temperature: float = ab_gamut.ANNEAL_TEMPERATURE, **common: float
+        self,
+        backbone: str,
+        width: int = 128,
+        temperature: float = ab_gamut.ANNEAL_TEMPERATURE,
+        prior_strength: float = 0.0,
+        **common: float,
     ) -> None:
         super().__init__(backbone, **common)
         self.temperature = float(temperature)
+        self.prior_strength = float(prior_strength)
+        self.register_buffer("log_rebalancing", torch.zeros(ab_gamut.NUM_BINS))  # (313,) log w of training
         self.fuse = TopDownFusion(self.encoder.channels, width)
         self.head = nn.Sequential(
             nn.ReLU(inplace=True),
@@ -363,7 +377,8 @@ class ECCV16Pretrained(PretrainedColorizer):
         return self.head(self.fuse(self.encoder(l)))
 
     def native_ab(self, l, hint_ab, hint_mask, seed):
-        ab = ab_gamut.annealed_mean(self(l), self.centres, self.temperature)  # (B, 2, H/4, W/4)
+        logits = self(l).float() - self.prior_strength * self.log_rebalancing.float().view(1, -1, 1, 1)
+        ab = ab_gamut.annealed_mean(logits, self.centres, self.temperature)  # (B, 2, H/4, W/4)
         return upsample_to(ab, l)
 
 
