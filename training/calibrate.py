@@ -3,8 +3,8 @@
 A model trained on a few hundred photos is confidently wrong on kinds of photos it has never seen. Dropping its
 weak (unsure) chroma to grey and scaling the rest, with a floor and a gain fitted on photos from source packages
 that training never saw (and choosing there how much of its class rebalancing the classification model undoes,
-or the GAN's noise spread), is the cheapest honest fix: the fitted values go into the weights sidecar (``model_args``), so
-every serving path decodes with them.
+or the GAN's noise spread), is the cheapest honest fix: the fitted values go into the weights sidecar
+(``model_args``), so every serving path decodes with them.
 """
 
 from __future__ import annotations
