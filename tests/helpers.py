@@ -1,10 +1,11 @@
-"""Test helpers: small deterministic photos made in memory, image bytes, free ports."""
+"""Test helpers: small deterministic photos made in memory, image bytes, free ports, a recipe's step context."""
 
 from __future__ import annotations
 
 import io
 import socket
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -53,3 +54,24 @@ def use_backend(monkeypatch: pytest.MonkeyPatch, backend: object) -> None:
         return backend
 
     monkeypatch.setattr("gateway.app.choose_backend", chosen)
+
+
+def cpu_step_context(nets: dict[str, Any], optimizers: dict[str, Any] | None = None) -> Any:
+    """A recipe's StepContext on the CPU for ``nets`` (not distributed, no mixed precision, seeded generator)."""
+    import torch
+
+    from training.distributed import Distributed
+    from training.recipes.base import StepContext
+
+    optimizers = optimizers or {}
+    return StepContext(
+        nets=nets,
+        raw=nets,
+        optimizers=optimizers,
+        scalers={name: torch.amp.GradScaler("cpu", enabled=False) for name in optimizers},
+        device=torch.device("cpu"),
+        amp=False,
+        grad_clip=None,
+        generator=torch.Generator().manual_seed(0),
+        distributed=Distributed(torch.device("cpu")),
+    )

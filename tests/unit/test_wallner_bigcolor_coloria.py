@@ -9,7 +9,7 @@ from torch import nn
 from colorizers.color import rgb_to_lab_t
 from colorizers.models.bigcolor import DEFAULT_SEED, BigColorDiscriminator
 from colorizers.registry import create_model
-from training.distributed import Distributed
+from tests.helpers import cpu_step_context
 from training.recipes import get_recipe
 from training.recipes.base import Recipe, StepContext
 
@@ -156,18 +156,7 @@ def _bigcolor_step_context(phase: str) -> tuple[Recipe, StepContext, dict[str, t
     recipe = get_recipe("bigcolor")
     torch.manual_seed(0)
     nets = recipe.build("tiny")
-    optimizers = recipe.optimizers(nets, recipe.lr)
-    ctx = StepContext(
-        nets=nets,
-        raw=nets,
-        optimizers=optimizers,
-        scalers={name: torch.amp.GradScaler("cpu", enabled=False) for name in optimizers},
-        device=torch.device("cpu"),
-        amp=False,
-        grad_clip=None,
-        generator=torch.Generator().manual_seed(0),
-        distributed=Distributed(torch.device("cpu")),
-    )
+    ctx = cpu_step_context(nets, recipe.optimizers(nets, recipe.lr))
     ctx.phase = next(p for p in recipe.phases if p.name == phase)
     rgb = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     lab = rgb_to_lab_t(rgb)

@@ -12,6 +12,7 @@ import torch
 
 from colorizers import ab_gamut, create_model
 from colorizers.color import rgb_to_lab
+from tests.helpers import cpu_step_context
 
 LAYOUT_FILE = Path(__file__).resolve().parents[1] / "fixtures/published_layouts/zhang_eccv16_siggraph17_state_dict.txt"
 MODEL_IDS = {"eccv16": "zhang-eccv16", "siggraph17": "zhang-siggraph17"}
@@ -238,24 +239,12 @@ def test_siggraph17_classes_and_odd_sizes():
 
 
 def test_compact_eccv16_keeps_its_rebalancing_and_decoding_undoes_a_share_of_it():
-    from training.distributed import Distributed
     from training.recipes import get_recipe
-    from training.recipes.base import StepContext
 
     recipe = get_recipe("zhang-eccv16")
     torch.manual_seed(0)
     nets = recipe.build("compact")
-    ctx = StepContext(
-        nets=nets,
-        raw=nets,
-        optimizers={},
-        scalers={},
-        device=torch.device("cpu"),
-        amp=False,
-        grad_clip=None,
-        generator=torch.Generator().manual_seed(0),
-        distributed=Distributed(torch.device("cpu")),
-    )
+    ctx = cpu_step_context(nets)
     g = torch.Generator().manual_seed(1)
     recipe.prepare(ctx, [{"ab": torch.randn(2, 2, 32, 32, generator=g) * 15}])
     model = nets["model"].eval()
