@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from colorizers.models.deoldify import (
     PAD_MULTIPLE,
     Y_RANGE,
+    Blur2x2,
     DeOldify,
     DeOldifyCritic,
     SelfAttention,
@@ -143,6 +144,14 @@ def test_icnr_makes_pixel_shuffle_start_as_nearest_upsampling() -> None:
     x = torch.randn(1, 6, 5, 7)
     up = F.pixel_shuffle(conv(x), 2)  # (1, 5, 10, 14)
     torch.testing.assert_close(up, F.interpolate(up[..., ::2, ::2], scale_factor=2, mode="nearest"))
+
+
+def test_blur_is_the_two_by_two_average() -> None:
+    x = torch.randn(2, 7, 9, 6, requires_grad=True)
+    blurred = Blur2x2()(x)
+    torch.testing.assert_close(blurred, F.avg_pool2d(x, 2, stride=1))
+    blurred.sum().backward()  # trainable through, like the pooling it replaces
+    assert x.grad is not None and x.grad.shape == x.shape
 
 
 def test_weight_norm_conv_matches_its_definition() -> None:

@@ -89,7 +89,7 @@ def confident_chroma(ab: torch.Tensor, floor: float, gain: float) -> torch.Tenso
     """ab (B, 2, H, W) with its chroma soft-thresholded at ``floor`` and scaled by ``gain``."""
     if floor <= 0:
         return ab * gain
-    chroma = torch.linalg.vector_norm(ab, dim=1, keepdim=True)  # (B, 1, H, W)
+    chroma = torch.hypot(ab[:, :1], ab[:, 1:])  # (B, 1, H, W); linalg.vector_norm over dim 1 is ~80x slower on CPU
     return ab * (gain * (chroma - floor).clamp_min(0) / chroma.clamp_min(1e-6))
 
 
