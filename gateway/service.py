@@ -508,12 +508,12 @@ def _upload_error(upload: Upload, exc: imaging.ImageError) -> GatewayError:
 def _merge_and_encode(original: _Original, colour_png: bytes, fmt: str, size: int, *, merge: str = "lab") -> bytes:
     """The colour result at the photo's size: the model's chroma on the photo's own lightness.
 
-    A square photo already at the working size went to the model unresized, so the model's result (its lightness is
-    the photo's, to 8-bit rounding) needs no merge, and when a PNG without alpha is asked for it is returned as it is;
+    A photo already at its model input size (``imaging.model_input_size``) went to the model unresized, so the
+    model's result (its lightness is the photo's, to 8-bit rounding) needs no merge, and when a PNG without alpha is asked for it is returned as it is;
     not so with a YCbCr merge (DeOldify's), whose model output has a lightness of its own.
     """
     decoded = original.decoded
-    unresized = merge == "lab" and decoded.size == (size, size)
+    unresized = merge == "lab" and decoded.size == imaging.model_input_size(*decoded.size, size)
     if unresized and fmt == "png" and decoded.alpha is None:
         return colour_png
     colour = imaging.decode(colour_png).rgb

@@ -311,13 +311,33 @@ def chroma(img: Image.Image | np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(lab[..., 1:], dtype=np.float32)  # (H, W, 2)
 
 
-def to_model_input(rgb: Image.Image, size: int, *, preprocess: str = "lab") -> Image.Image:
-    """The grey image a model sees: ``size`` x ``size`` (plain resize, no letterbox), mode "L".
+MAX_MODEL_ASPECT = 4.0  # wider (or taller) photos are stretched to this aspect ratio for the model
 
-    ``preprocess="lab"`` (the project's models): the grey of each pixel has the same CIE L as the (resized) colour
-    pixel, so the model's input lightness is the photo's lightness; downscaling is bicubic with antialiasing
-    (area-like). ``preprocess="deoldify"`` (DeOldify's published weights): the photo is stretched to the square
-    with Pillow's bilinear filter, then turned into Pillow's Rec.601 luma grey ("LA"), as DeOldify's filter does.
+
+def model_input_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """(width, height) of the grey picture a project model sees for a photo: about ``size`` x ``size`` pixels in
+    all, with the photo's aspect ratio (up to ``MAX_MODEL_ASPECT``), so a model does the same work for any photo
+    and sees its shapes unstretched, as it saw its training crops.
+
+    A picture already within one row or column of that area keeps its size: the rule gives the same answer for
+    its own output, so a model server uses what the gateway made as it is.
+    """
+    if abs(width * height - size * size) <= max(width, height) and max(width, height) <= MAX_MODEL_ASPECT * min(
+        width, height
+    ):
+        return width, height
+    root = min(max((width / height) ** 0.5, MAX_MODEL_ASPECT**-0.5), MAX_MODEL_ASPECT**0.5)
+    return max(1, round(size * root)), max(1, round(size / root))
+
+
+def to_model_input(rgb: Image.Image, size: int, *, preprocess: str = "lab") -> Image.Image:
+    """The grey image a model sees, mode "L".
+
+    ``preprocess="lab"`` (the project's models): :func:`model_input_size` pixels, and the grey of each pixel has
+    the same CIE L as the (resized) colour pixel, so the model's input lightness is the photo's lightness;
+    downscaling is bicubic with antialiasing (area-like). ``preprocess="deoldify"`` (DeOldify's published
+    weights): the photo is stretched to the ``size`` x ``size`` square with Pillow's bilinear filter, then turned
+    into Pillow's Rec.601 luma grey ("LA"), as DeOldify's filter does.
     """
     if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
         raise ValueError(f"size must be a positive integer, got {size!r}")
@@ -327,11 +347,12 @@ def to_model_input(rgb: Image.Image, size: int, *, preprocess: str = "lab") -> I
     if preprocess != "lab":
         raise ValueError(f"unknown preprocess {preprocess!r}: 'lab' or 'deoldify'")
     img = _as_rgb_or_gray(rgb)
-    if img.size != (size, size):
-        img = img.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    target = model_input_size(*img.size, size)
+    if img.size != target:
+        img = img.resize(target, Image.Resampling.BICUBIC, reducing_gap=3.0)
     if img.mode == "L":
         return img
-    return Image.fromarray(color.rgb8_to_gray8(np.asarray(img)))  # (size, size) uint8 -> mode "L"
+    return Image.fromarray(color.rgb8_to_gray8(np.asarray(img)))  # (h, w) uint8 -> mode "L"
 
 
 def model_input_bytes(grey: Image.Image) -> bytes:

@@ -95,14 +95,14 @@ def parse_hints(raw: str | Sequence[Any] | None) -> list[Hint]:
     return hints
 
 
-def hints_to_tensors(hints: Sequence[Hint], size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Hints as the (1, 2, S, S) ab map and (1, 1, S, S) mask the hint-taking models read."""
-    hint_ab = torch.zeros(1, 2, size, size)
-    mask = torch.zeros(1, 1, size, size)
-    radius = max(1, size // 128)
+def hints_to_tensors(hints: Sequence[Hint], height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hints as the (1, 2, H, W) ab map and (1, 1, H, W) mask the hint-taking models read."""
+    hint_ab = torch.zeros(1, 2, height, width)
+    mask = torch.zeros(1, 1, height, width)
+    radius = max(1, max(height, width) // 128)
     for hint in hints:
         ab = _rgb_to_ab(hint.rgb)
-        cx, cy = min(int(hint.x * size), size - 1), min(int(hint.y * size), size - 1)
+        cx, cy = min(int(hint.x * width), width - 1), min(int(hint.y * height), height - 1)
         rows = slice(max(0, cy - radius), cy + radius + 1)
         cols = slice(max(0, cx - radius), cx + radius + 1)
         hint_ab[0, :, rows, cols] = torch.tensor(ab).view(2, 1, 1)
@@ -173,7 +173,7 @@ class Colorizer:
         return self.conventions.default_size(weights.working_size(self.meta, self.spec))
 
     def model_size(self, size: int | None = None) -> int:
-        """The side of the square grey picture the model gets for a request's ``size`` (None: the working size)."""
+        """The model's picture size for a request's ``size`` (None: the working size): about its square's area."""
         return self.conventions.model_size(size, self.working_size)
 
     def model_input(self, photo: Image.Image, size: int | None = None) -> Image.Image:
@@ -215,13 +215,9 @@ class Colorizer:
             l = torch.from_numpy(np.stack(lightness)[:, None]).to(self.device)  # (B, 1, H, W)
             hint_ab = hint_mask = None
             if self.spec.supports_hints:
-                size = l.shape[-1]
-                pairs = [hints_to_tensors(items[i].hints, size) for i in indices]
-                hint_ab = torch.cat([p[0] for p in pairs]).to(self.device)  # (B, 2, S, S)
-                hint_mask = torch.cat([p[1] for p in pairs]).to(self.device)  # (B, 1, S, S)
-                if hint_ab.shape[-2:] != l.shape[-2:]:
-                    hint_ab = torch.nn.functional.interpolate(hint_ab, size=l.shape[-2:], mode="nearest")
-                    hint_mask = torch.nn.functional.interpolate(hint_mask, size=l.shape[-2:], mode="nearest")
+                pairs = [hints_to_tensors(items[i].hints, *l.shape[-2:]) for i in indices]
+                hint_ab = torch.cat([p[0] for p in pairs]).to(self.device)  # (B, 2, H, W)
+                hint_mask = torch.cat([p[1] for p in pairs]).to(self.device)  # (B, 1, H, W)
             extra = {}
             if referenced:
                 height, width = l.shape[-2:]
@@ -362,10 +358,11 @@ def reference_is_colourful(reference: Image.Image, floor: float = 3.0) -> bool:
 
 
 def reference_input(rgb: Image.Image, size: int) -> Image.Image:
-    """The colour reference as a model gets it: ``size`` x ``size`` RGB (plain resize, like the grey target)."""
+    """The colour reference as a model server gets it: RGB of ``imaging.model_input_size``, like the grey photo."""
     img = rgb if rgb.mode == "RGB" else rgb.convert("RGB")
-    if img.size != (size, size):
-        img = img.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    target = imaging.model_input_size(*img.size, size)
+    if img.size != target:
+        img = img.resize(target, Image.Resampling.BICUBIC, reducing_gap=3.0)
     return img
 
 

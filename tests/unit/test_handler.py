@@ -68,14 +68,15 @@ def test_batch_returns_one_png_per_request_and_errors_in_place(handler):
     first = Image.open(io.BytesIO(out[0]))
     assert first.size == (256, 256) and first.mode == "RGB" and context.content_type[0] == "image/png"
     assert context.status[1][0] == 400 and json.loads(out[1])["error"]["code"] == "unsupported_image"
-    assert Image.open(io.BytesIO(out[2])).size == (256, 256)  # any image is resized to the working size
+    # any image is resized to about the working size's area, keeping its aspect ratio (90 x 40: 9:4)
+    assert Image.open(io.BytesIO(out[2])).size == (384, 171)
     assert context.status[3][0] == 400 and "whole number" in json.loads(out[3])["error"]["message"]
 
 
 def test_size_option_sets_the_working_size(handler):
     service, context = handler
     out = service.handle([{"data": to_bytes(make_photo()), "size": b"64"}], context)
-    assert Image.open(io.BytesIO(out[0])).size == (64, 64)
+    assert Image.open(io.BytesIO(out[0])).size == (78, 52)  # 96 x 64 (3:2) at about 64 x 64 pixels
 
 
 def test_archive_must_hold_one_sidecar(tmp_path):

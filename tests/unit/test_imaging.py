@@ -366,12 +366,37 @@ def test_lightness_and_chroma():
     np.testing.assert_allclose(imaging.lightness(grey), color.gray_to_l(grey))
 
 
+@pytest.mark.parametrize(
+    ("width", "height", "size", "expected"),
+    [
+        (256, 256, 256, (256, 256)),
+        (4000, 3000, 256, (296, 222)),  # 4:3 keeps its shape at about the square's area
+        (3000, 4000, 256, (222, 296)),
+        (1920, 1080, 256, (341, 192)),
+        (10000, 100, 256, (512, 128)),  # beyond 4:1 the photo is stretched to 4:1
+        (300, 218, 256, (300, 218)),  # within a row of the area: as it is
+    ],
+)
+def test_model_input_size(width: int, height: int, size: int, expected: tuple[int, int]) -> None:
+    assert imaging.model_input_size(width, height, size) == expected
+    assert imaging.model_input_size(*expected, size) == expected  # a model server keeps what the gateway made
+
+
+def test_model_input_size_is_its_own_fixed_point() -> None:
+    for width in range(40, 4000, 37):
+        for height in (30, 97, 480, 1000, 3001):
+            for size in (64, 256, 512):
+                once = imaging.model_input_size(width, height, size)
+                assert imaging.model_input_size(*once, size) == once
+                assert abs(once[0] * once[1] - size * size) <= max(once) or max(once) == 4 * min(once)
+
+
 def test_to_model_input():
     arr = _rgb_array(4)
     small = imaging.to_model_input(Image.fromarray(arr), 8)
-    assert small.mode == "L" and small.size == (8, 8)  # plain resize of a 24 x 16 image, no letterbox
-    same = imaging.to_model_input(Image.fromarray(arr), 1)
-    assert same.size == (1, 1)
+    assert small.mode == "L" and small.size == (10, 7)  # a 24 x 16 image keeps its 3:2 at about 8 x 8 pixels
+    tiny = imaging.to_model_input(Image.fromarray(arr), 1)
+    assert tiny.size == (1, 1)
     # grey of each pixel has the colour pixel's lightness
     square = Image.fromarray(arr[:, :H])
     grey = imaging.to_model_input(square, H)

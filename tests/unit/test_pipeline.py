@@ -83,10 +83,10 @@ def test_bad_hints_are_explained(raw, message):
 
 def test_hints_become_ab_and_mask():
     hints = parse_hints('[{"x": 0.0, "y": 1.0, "color": "#ff0000"}]')
-    hint_ab, mask = hints_to_tensors(hints, 64)
-    assert hint_ab.shape == (1, 2, 64, 64) and mask.shape == (1, 1, 64, 64)
-    assert mask[0, 0, 63, 0] == 1 and mask.sum() > 0 and mask[0, 0, 0, 63] == 0
-    assert hint_ab[0, 0, 63, 0] > 50  # red has a large positive a*
+    hint_ab, mask = hints_to_tensors(hints, 48, 64)  # a 4:3 picture: 48 rows, 64 columns
+    assert hint_ab.shape == (1, 2, 48, 64) and mask.shape == (1, 1, 48, 64)
+    assert mask[0, 0, 47, 0] == 1 and mask.sum() > 0 and mask[0, 0, 0, 63] == 0
+    assert hint_ab[0, 0, 47, 0] > 50  # red has a large positive a*
 
 
 def test_hints_change_the_hint_model_output():

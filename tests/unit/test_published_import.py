@@ -95,7 +95,7 @@ def test_eccv16_x_decodes_with_the_plain_expectation(tmp_path):
 
     colorizer = Colorizer.load("zhang-eccv16-x", store, "cpu")
     assert colorizer.model.temperature == 1.0
-    grey = colorizer.model_input(make_photo(80, 64), 64)
+    grey = colorizer.model_input(make_photo(64, 64), 64)
     out = np.asarray(colorizer.colorize_working(grey))
 
     # The authors' forward: model1..model8, softmax, model_out (the bin centres / 110), x 110, bilinear x4.
@@ -158,7 +158,7 @@ def test_siggraph17_x_feeds_the_mask_without_offset(tmp_path):
     out = np.asarray(colorizer.colorize_working(grey, hints=hints)).astype(int)
 
     l = torch.from_numpy(imaging.lightness(grey))[None, None]
-    hint_ab, mask = hints_to_tensors(hints, 64)
+    hint_ab, mask = hints_to_tensors(hints, 64, 64)
     with torch.inference_mode():
         reference = _siggraph17_reference(model, l, hint_ab * mask, mask, 0.0)  # (1, 2, 64, 64)
         project = _siggraph17_reference(model, l, hint_ab * mask, mask, 0.5)
