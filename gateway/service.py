@@ -509,8 +509,9 @@ def _merge_and_encode(original: _Original, colour_png: bytes, fmt: str, size: in
     """The colour result at the photo's size: the model's chroma on the photo's own lightness.
 
     A photo already at its model input size (``imaging.model_input_size``) went to the model unresized, so the
-    model's result (its lightness is the photo's, to 8-bit rounding) needs no merge, and when a PNG without alpha is asked for it is returned as it is;
-    not so with a YCbCr merge (DeOldify's), whose model output has a lightness of its own.
+    model's result (its lightness is the photo's, to 8-bit rounding) needs no merge, and when a PNG without alpha
+    is asked for it is returned as it is; not so with a YCbCr merge (DeOldify's), whose model output has a
+    lightness of its own.
     """
     decoded = original.decoded
     unresized = merge == "lab" and decoded.size == imaging.model_input_size(*decoded.size, size)

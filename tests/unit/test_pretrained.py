@@ -150,6 +150,36 @@ def test_confident_chroma_drops_weak_chroma_and_keeps_strong():
     torch.testing.assert_close(confident_chroma(ab, 0.0, 0.5), ab * 0.5)
 
 
+def test_flip_average_is_the_mean_with_the_mirrored_prediction():
+    torch.manual_seed(0)
+    model = create_model("zhang-siggraph17", "compact").eval()
+    l = torch.rand(1, 1, 40, 72) * 100  # padded to 64 x 96 inside: the mirror must line up again
+    with torch.inference_mode():
+        plain = model.predict_ab(l)
+        mirrored = model.predict_ab(l.flip(-1)).flip(-1)
+        model.flip_average = True
+        averaged = model.predict_ab(l)
+        hint_ab, mask = torch.zeros(2, 2, 40, 72), torch.zeros(2, 1, 40, 72)
+        mask[1, :, 10, 10] = 1.0  # the second picture has a hint, the first none (as the pipeline sends them)
+        batch = model.predict_ab(l.expand(2, -1, -1, -1), hint_ab=hint_ab, hint_mask=mask)
+        model.flip_average = False
+        hinted_once = model.predict_ab(l, hint_ab=hint_ab[1:], hint_mask=mask[1:])
+    torch.testing.assert_close(averaged, 0.5 * (plain + mirrored), atol=1e-4, rtol=1e-4)
+    assert (plain - mirrored).abs().max() > 1e-3  # not trivially symmetric
+    torch.testing.assert_close(batch[:1], averaged, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(batch[1:], hinted_once, atol=1e-4, rtol=1e-4)  # a user's hints: no mirrored pass
+
+
+def test_calibration_mirrors_only_where_it_pays():
+    single = {"delta_e00": 10.0, "cf_ratio": 0.6, "flip": False}
+    slightly = {"delta_e00": 9.95, "cf_ratio": 0.6, "flip": True}
+    clearly = {"delta_e00": 9.8, "cf_ratio": 0.6, "flip": True}
+    dull = {"delta_e00": 9.5, "cf_ratio": 0.45, "flip": True}
+    assert calibrate.choose_with_flip([single, slightly], grey=11.0) == single  # not worth twice the model pass
+    assert calibrate.choose_with_flip([single, clearly], grey=11.0) == clearly
+    assert calibrate.choose_with_flip([single, dull], grey=11.0) == single  # below the colourfulness bar
+
+
 def test_calibration_prefers_colourful_settings_that_beat_grey():
     rows = [
         {"delta_e00": 9.0, "cf_ratio": 0.3},
@@ -181,6 +211,7 @@ def test_calibrate_writes_the_decoding_into_the_sidecar(tmp_path):
     meta = json.loads((tmp_path / "w" / "wallner-beta.json").read_text())
     chosen = record["chosen"]
     assert meta["model_args"]["chroma_gain"] == chosen["gain"] and meta["model_args"]["chroma_floor"] == chosen["floor"]
+    assert meta["model_args"]["flip_average"] is chosen["flip"]
     assert meta["calibration"]["photos"] == 2 and record["grey_delta_e00"] > 0
     loaded, _ = weights.load("wallner-beta", tmp_path / "w")
     assert loaded.chroma_gain == chosen["gain"]

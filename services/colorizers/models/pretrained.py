@@ -51,13 +51,21 @@ class PretrainedColorizer(ColorizationModel):
     is scaled by ``chroma_gain``. Both are fitted on photos from source packages training never saw
     (``python -m training calibrate``), so a model falls back towards grey on unfamiliar photos instead of
     painting its training photos' colours over them. Pictures with user hints keep their full chroma.
+
+    With ``flip_average`` an automatic picture is also colourised mirrored, and the two predictions (the second
+    mirrored back) are averaged before the decoding: where the model is sure both agree; where a colour is a guess
+    the two guesses often differ and their mean falls towards grey. It doubles the model pass; the calibration
+    turns it on only where it pays.
     """
 
-    def __init__(self, backbone: str, chroma_gain: float = 1.0, chroma_floor: float = 0.0) -> None:
+    def __init__(
+        self, backbone: str, chroma_gain: float = 1.0, chroma_floor: float = 0.0, flip_average: bool = False
+    ) -> None:
         super().__init__()
         self.encoder = FrozenEncoder(backbone)
         self.chroma_gain = chroma_gain
         self.chroma_floor = chroma_floor
+        self.flip_average = bool(flip_average)
 
     def native_ab(
         self, l: torch.Tensor, hint_ab: torch.Tensor | None, hint_mask: torch.Tensor | None, seed: int | None
@@ -73,16 +81,23 @@ class PretrainedColorizer(ColorizationModel):
         hint_mask: torch.Tensor | None = None,
         seed: int | None = None,
     ) -> torch.Tensor:
+        ab = self._cropped_native_ab(l, hint_ab, hint_mask, seed)  # (B, 2, H, W)
+        hinted = None if hint_mask is None else hint_mask.flatten(1).amax(dim=1).view(-1, 1, 1, 1) > 0  # (B, 1, 1, 1)
+        automatic = ab
+        if self.flip_average and (hinted is None or not bool(hinted.all())):
+            flipped = [None if t is None else t.flip(-1) for t in (hint_ab, hint_mask)]
+            automatic = 0.5 * (ab + self._cropped_native_ab(l.flip(-1), *flipped, seed).flip(-1))
+        confident = confident_chroma(automatic, self.chroma_floor, self.chroma_gain)
+        return confident if hinted is None else torch.where(hinted, ab, confident)
+
+    def _cropped_native_ab(
+        self, l: torch.Tensor, hint_ab: torch.Tensor | None, hint_mask: torch.Tensor | None, seed: int | None
+    ) -> torch.Tensor:
+        """``native_ab`` of the inputs padded to the encoder's stride, cropped back to their size, float32."""
         h, w = l.shape[-2:]
-        l = pad_to_multiple(l)
         hint_ab = pad_to_multiple(hint_ab) if hint_ab is not None else None
         hint_mask = pad_to_multiple(hint_mask) if hint_mask is not None else None
-        ab = self.native_ab(l, hint_ab, hint_mask, seed)[..., :h, :w].float()  # (B, 2, H, W)
-        confident = confident_chroma(ab, self.chroma_floor, self.chroma_gain)
-        if hint_mask is None:
-            return confident
-        hinted = hint_mask.flatten(1).amax(dim=1).view(-1, 1, 1, 1) > 0  # (B, 1, 1, 1)
-        return torch.where(hinted, ab, confident)
+        return self.native_ab(pad_to_multiple(l), hint_ab, hint_mask, seed)[..., :h, :w].float()
 
 
 def confident_chroma(ab: torch.Tensor, floor: float, gain: float) -> torch.Tensor:
