@@ -28,13 +28,13 @@ from training.evaluate.scoring import score
 
 log = logging.getLogger(__name__)
 
-GAINS = (0.6, 0.8, 1.0, 1.2, 1.4, 1.7, 2.0, 2.5, 3.0)
-FLOORS = (0.0, 4.0, 8.0, 12.0, 16.0, 20.0, 25.0)
+GAINS = (0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.2, 2.5, 3.0)
+FLOORS = (0.0, 2.0, 4.0, 6.0, 8.0, 12.0, 16.0, 20.0, 25.0)
 # A model's own knob of how sure it is, fitted with the floor and gain: how much of its training's class
 # rebalancing a classification model undoes (its annealed-mean temperature stays the paper's 0.38), and the
 # spread of a GAN's noise z (BigGAN's truncation: a narrower z trades diversity for fidelity; it stays above 0
 # so that a seed still picks among colours).
-DECODING_KNOBS = {"prior_strength": (0.0, 0.3, 0.5), "z_std": (0.2, 0.4, 0.8)}
+DECODING_KNOBS = {"prior_strength": (0.0, 0.2, 0.3, 0.4, 0.5), "z_std": (0.2, 0.4, 0.8)}
 FLIP_GAIN = 0.99  # averaging with the mirrored picture doubles the model pass: it must lower ΔE00 by 1 %
 GREY_MARGIN = 0.995  # "beats grey" means at least 0.5 % below it
 MIN_CF_RATIO = 0.5  # colourful enough: at least half of the truth's colourfulness (Hasler and Süsstrunk)

@@ -107,7 +107,7 @@ class Conventions:
         return fallback
 
     def model_size(self, size: int | None, fallback: int) -> int:
-        """The side of the square the model sees for a request's ``size`` (None: the default).
+        """The working size the model sees for a request's ``size`` (None: the default).
 
         With DeOldify's pipeline ``size`` is the render size, rounded down to a multiple of 16 (render_factor =
         size // 16), as DeOldify renders only at multiples of 16.

@@ -233,7 +233,7 @@ def test_photo_ids_are_stable_and_file_safe():
 
 def test_shipped_photo_list():
     rows = load_photo_list()
-    assert len(rows) == 571 and len({row.id for row in rows}) == 571
+    assert len(rows) == 677 and len({row.id for row in rows}) == 677
     assert all(row.licence for row in rows)
     assert {row.registry for row in rows} == {"debian", "pypi"}
     assert {row.extract for row in rows} == {"file", "alpha-on-grey", "wheel-member", "qt-rcc", "edj-largest-jpeg"}
