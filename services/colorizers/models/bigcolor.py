@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import pairwise
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -202,7 +203,7 @@ class BigColorPretrained(PretrainedColorizer):
         embed_dim: int = 128,
         z_dim: int = Z_DIM,
         z_std: float = Z_STD,
-        **common: float,
+        **common: Any,
     ) -> None:
         super().__init__(backbone, **common)
         channels = self.encoder.channels

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -130,7 +131,7 @@ class ColoriaPretrained(PretrainedColorizer):
         backbone: str,
         widths: Sequence[int] = (32, 32, 64, 128, 128),
         negative_slope: float = 0.3,
-        **common: float,
+        **common: Any,
     ) -> None:
         super().__init__(backbone, **common)
         if len(widths) != 5:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -504,7 +505,7 @@ class DeOldifyPretrained(PretrainedColorizer):
         nf_factor: float = 1.0,
         decoder_width: int = 64,
         y_range: Sequence[float] = Y_RANGE,
-        **common: float,
+        **common: Any,
     ) -> None:
         super().__init__(backbone, **common)
         if decoder not in ("deep", "wide"):

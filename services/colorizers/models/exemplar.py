@@ -70,7 +70,7 @@ class ExemplarColorizer(PretrainedColorizer):
         temperature: float = 0.01,
         threshold: float = 0.4,
         slope: float = 0.05,
-        **common: float,
+        **common: Any,
     ) -> None:
         super().__init__(backbone, **common)
         self.scales = tuple(int(s) for s in scales)

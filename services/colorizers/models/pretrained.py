@@ -85,8 +85,9 @@ class PretrainedColorizer(ColorizationModel):
         hinted = None if hint_mask is None else hint_mask.flatten(1).amax(dim=1).view(-1, 1, 1, 1) > 0  # (B, 1, 1, 1)
         automatic = ab
         if self.flip_average and (hinted is None or not bool(hinted.all())):
-            flipped = [None if t is None else t.flip(-1) for t in (hint_ab, hint_mask)]
-            automatic = 0.5 * (ab + self._cropped_native_ab(l.flip(-1), *flipped, seed).flip(-1))
+            mirrored_hints = [None if t is None else t.flip(-1) for t in (hint_ab, hint_mask)]
+            mirrored = self._cropped_native_ab(l.flip(-1), mirrored_hints[0], mirrored_hints[1], seed).flip(-1)
+            automatic = 0.5 * (ab + mirrored)
         confident = confident_chroma(automatic, self.chroma_floor, self.chroma_gain)
         return confident if hinted is None else torch.where(hinted, ab, confident)
 

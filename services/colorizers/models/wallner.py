@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import pairwise
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -301,7 +302,7 @@ class _WallnerPretrained(PretrainedColorizer):
 class WallnerBetaPretrained(_WallnerPretrained):
     """Beta's upsampling decoder (no skip connections, ReLU 3x3 convs, tanh ab/128) on the encoder's 1/16 map."""
 
-    def __init__(self, backbone: str, width: int = 64, **common: float) -> None:
+    def __init__(self, backbone: str, width: int = 64, **common: Any) -> None:
         super().__init__(backbone, **common)
         w = width
         self.decoder = nn.Sequential(
@@ -326,7 +327,7 @@ class WallnerFullPretrained(_WallnerPretrained):
     """Deep Koalarization on a pretrained classifier: mid-level features at 1/8, the classifier's pooled
     1280-d embedding tiled over them and fused by a 1x1 conv, then the upsampling decoder, tanh ab/128."""
 
-    def __init__(self, backbone: str, width: int = 64, fusion: int = 256, **common: float) -> None:
+    def __init__(self, backbone: str, width: int = 64, fusion: int = 256, **common: Any) -> None:
         super().__init__(backbone, **common)
         w = width
         self.mid = nn.Sequential(_conv(self.encoder.channels[8], fusion), _conv(fusion, fusion))

@@ -20,6 +20,7 @@ siggraph17 weights read the mask as given, offset 0, which their imported sideca
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -356,7 +357,7 @@ class ECCV16Pretrained(PretrainedColorizer):
         width: int = 128,
         temperature: float = ab_gamut.ANNEAL_TEMPERATURE,
         prior_strength: float = 0.0,
-        **common: float,
+        **common: Any,
     ) -> None:
         super().__init__(backbone, **common)
         self.temperature = float(temperature)
@@ -387,7 +388,7 @@ class SIGGRAPH17Pretrained(PretrainedColorizer):
     with L) enter through their own conv branch at 1/4 resolution and again at full resolution, so a hint
     steers its region; tanh x 110 gives ab. Trained with Huber on ab and randomly simulated hints."""
 
-    def __init__(self, backbone: str, width: int = 96, **common: float) -> None:
+    def __init__(self, backbone: str, width: int = 96, **common: Any) -> None:
         super().__init__(backbone, **common)
         self.fuse = TopDownFusion(self.encoder.channels, width)
         self.hints_quarter = nn.Sequential(
