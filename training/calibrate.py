@@ -82,10 +82,7 @@ def choose_with_flip(candidates: list[dict[str, Any]], grey: float) -> dict[str,
     """:func:`choose`, taking a decoding with the mirrored picture only where it lowers ΔE00 by ``FLIP_GAIN`` at no
     loss of colourfulness below the bar."""
     single = choose([c for c in candidates if not c["flip"]], grey)
-    flipped = [c for c in candidates if c["flip"]]
-    if not flipped:
-        return single
-    both = choose(flipped, grey)
+    both = choose([c for c in candidates if c["flip"]], grey)
     pays = both["delta_e00"] <= FLIP_GAIN * single["delta_e00"]
     return both if pays and both["cf_ratio"] >= min(single["cf_ratio"], MIN_CF_RATIO + CF_MARGIN) else single
 

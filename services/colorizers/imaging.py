@@ -322,9 +322,8 @@ def model_input_size(width: int, height: int, size: int) -> tuple[int, int]:
     A picture already within one row or column of that area keeps its size: the rule gives the same answer for
     its own output, so a model server uses what the gateway made as it is.
     """
-    if abs(width * height - size * size) <= max(width, height) and max(width, height) <= MAX_MODEL_ASPECT * min(
-        width, height
-    ):
+    longer, shorter = max(width, height), min(width, height)
+    if abs(width * height - size * size) <= longer and longer <= MAX_MODEL_ASPECT * shorter:
         return width, height
     root = min(max((width / height) ** 0.5, MAX_MODEL_ASPECT**-0.5), MAX_MODEL_ASPECT**0.5)
     return max(1, round(size * root)), max(1, round(size / root))

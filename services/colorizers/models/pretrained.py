@@ -85,9 +85,8 @@ class PretrainedColorizer(ColorizationModel):
         hinted = None if hint_mask is None else hint_mask.flatten(1).amax(dim=1).view(-1, 1, 1, 1) > 0  # (B, 1, 1, 1)
         automatic = ab
         if self.flip_average and (hinted is None or not bool(hinted.all())):
-            mirrored_hints = [None if t is None else t.flip(-1) for t in (hint_ab, hint_mask)]
-            mirrored = self._cropped_native_ab(l.flip(-1), mirrored_hints[0], mirrored_hints[1], seed).flip(-1)
-            automatic = 0.5 * (ab + mirrored)
+            mirrored = self._cropped_native_ab(l.flip(-1), _mirror(hint_ab), _mirror(hint_mask), seed)
+            automatic = 0.5 * (ab + mirrored.flip(-1))
         confident = confident_chroma(automatic, self.chroma_floor, self.chroma_gain)
         return confident if hinted is None else torch.where(hinted, ab, confident)
 
@@ -99,6 +98,10 @@ class PretrainedColorizer(ColorizationModel):
         hint_ab = pad_to_multiple(hint_ab) if hint_ab is not None else None
         hint_mask = pad_to_multiple(hint_mask) if hint_mask is not None else None
         return self.native_ab(pad_to_multiple(l), hint_ab, hint_mask, seed)[..., :h, :w].float()
+
+
+def _mirror(x: torch.Tensor | None) -> torch.Tensor | None:
+    return None if x is None else x.flip(-1)
 
 
 def confident_chroma(ab: torch.Tensor, floor: float, gain: float) -> torch.Tensor:
