@@ -115,6 +115,25 @@ def _calibrate(args: argparse.Namespace) -> int:
     return calibrate.main(args)
 
 
+def _add_ensemble(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "ensemble",
+        help="join zhang-eccv16 weights of separate trainings into one model, the mixture of their distributions",
+        description="Write zhang-eccv16 weights whose classifiers are those of the given trainings (folders with "
+        "zhang-eccv16.safetensors and its sidecar), on the one frozen encoder: the model's bin distribution is the "
+        "mean of theirs. Calibrate the result afterwards (python -m training calibrate).",
+    )
+    parser.add_argument("--members", nargs="+", required=True, metavar="DIR", help="weights folders of the trainings")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.set_defaults(handler=_ensemble)
+
+
+def _ensemble(args: argparse.Namespace) -> int:
+    from training import ensemble
+
+    return ensemble.main(args)
+
+
 def _add_build_exemplar(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "build-exemplar",
@@ -253,6 +272,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_dataset,
     _add_evaluate,
     _add_calibrate,
+    _add_ensemble,
     _add_train,
     _add_package,
     _add_import_weights,

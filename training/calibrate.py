@@ -42,6 +42,7 @@ DECODING_KNOBS = {
     "z_std": (0.2, 0.4, 0.8),
 }
 SEARCH_STRIDE = 3  # the grid is searched on every 3rd pixel of every 3rd row; the choice is then scored on all
+FLIPS = (False, True)  # each setting without and with averaging over the mirrored picture
 FLIP_GAIN = 0.99  # averaging with the mirrored picture doubles the model pass: it must lower ΔE00 by 1 %
 GREY_MARGIN = 0.995  # "beats grey" means at least 0.5 % below it
 MIN_CF_RATIO = 0.5  # colourful enough: at least half of the truth's colourfulness (Hasler and Süsstrunk)
@@ -100,7 +101,10 @@ def choose_with_flip(candidates: list[dict[str, Any]], grey: float) -> dict[str,
     """:func:`choose`, taking a decoding with the mirrored picture only where it lowers ΔE00 by ``FLIP_GAIN`` at no
     loss of colourfulness below the bar."""
     single = choose([c for c in candidates if not c["flip"]], grey)
-    both = choose([c for c in candidates if c["flip"]], grey)
+    mirrored = [c for c in candidates if c["flip"]]
+    if not mirrored:
+        return single
+    both = choose(mirrored, grey)
     pays = both["delta_e00"] <= FLIP_GAIN * single["delta_e00"]
     return both if pays and both["cf_ratio"] >= min(single["cf_ratio"], MIN_CF_RATIO + CF_MARGIN) else single
 
@@ -119,7 +123,7 @@ def calibrate(
     write: bool = True,
 ) -> dict[str, Any]:
     """Fit ``chroma_floor``, ``chroma_gain`` (and the model's knobs, if any) on the photos in ``images``; returns
-    the record, whose ``chosen`` and ``plain`` (the model's knobs, no floor or gain) figures are scored on every pixel."""
+    the record; its ``chosen`` and ``plain`` (the model's knobs, no floor or gain) are scored on every pixel."""
     colorizer = Colorizer.load(name, weights_dir)
     model = colorizer.model
     if not isinstance(model, PretrainedColorizer):
@@ -150,7 +154,7 @@ def calibrate(
         return {**setting, **row}
 
     candidates = []
-    for flip in (False, True):
+    for flip in FLIPS:
         for knobs in knob_grid(model):
             table = decode_table(outputs(knobs, flip), photos, truth_labs, stride=SEARCH_STRIDE)
             candidates += [{**row, "knobs": knobs, "flip": flip} for row in table]

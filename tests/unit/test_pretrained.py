@@ -178,6 +178,7 @@ def test_calibration_mirrors_only_where_it_pays():
     assert calibrate.choose_with_flip([single, slightly], grey=11.0) == single  # not worth twice the model pass
     assert calibrate.choose_with_flip([single, clearly], grey=11.0) == clearly
     assert calibrate.choose_with_flip([single, dull], grey=11.0) == single  # below the colourfulness bar
+    assert calibrate.choose_with_flip([single], grey=11.0) == single  # a search without the mirrored picture
 
 
 def test_calibration_prefers_colourful_settings_that_beat_grey():

@@ -19,6 +19,7 @@ siggraph17 weights read the mask as given, offset 0, which their imported sideca
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -340,15 +341,38 @@ class TopDownFusion(nn.Module):
         return torch.stack(projected).sum(dim=0)  # (B, width, H/4, W/4)
 
 
+class BinClassifier(nn.Module):
+    """Zhang 2016's head on pretrained features: dilated 3x3 convs over the fused pyramid at 1/4 resolution, logits
+    over the 313 in-gamut ab bins."""
+
+    def __init__(self, channels: dict[int, int], width: int) -> None:
+        super().__init__()
+        self.fuse = TopDownFusion(channels, width)
+        self.head = nn.Sequential(
+            nn.ReLU(inplace=True),
+            conv_bn_relu(width, width, dilation=1),
+            conv_bn_relu(width, width, dilation=2),
+            conv_bn_relu(width, width, dilation=4),
+            nn.Conv2d(width, ab_gamut.NUM_BINS, 1),
+        )
+
+    def forward(self, features: dict) -> torch.Tensor:
+        return self.head(self.fuse(features))  # (B, 313, H/4, W/4)
+
+
 class ECCV16Pretrained(PretrainedColorizer):
-    """Zhang 2016's head on pretrained features: dilated 3x3 convs over the fused pyramid at 1/4 resolution,
-    logits over the 313 in-gamut ab bins, trained with rebalanced cross-entropy and decoded by annealed mean.
+    """Zhang 2016's classification on pretrained features (``BinClassifier``), trained with rebalanced
+    cross-entropy and decoded by annealed mean.
 
     Rebalancing weights each pixel's loss by w(q) of its colour, which pushes the learnt distribution towards
     rare (saturated) colours by the factor w. The weights training used are kept with the model
     (``log_rebalancing``, set by the recipe), and decoding divides the distribution by w ** ``prior_strength``:
     0 decodes as the paper does, 1 undoes the push entirely; the strength is fitted with the chroma floor and
     gain on photos of held-out sources (``python -m training calibrate``).
+
+    With ``members`` > 1 the model is an ensemble of classifiers trained apart (``python -m training ensemble``) on
+    the one encoder pass: its distribution is the mean of theirs, sure where they agree and spread where they do
+    not, so that its annealed mean falls towards grey where the trainings disagree.
     """
 
     def __init__(
@@ -357,25 +381,24 @@ class ECCV16Pretrained(PretrainedColorizer):
         width: int = 128,
         temperature: float = ab_gamut.ANNEAL_TEMPERATURE,
         prior_strength: float = 0.0,
+        members: int = 1,
         **common: Any,
     ) -> None:
         super().__init__(backbone, **common)
         self.temperature = float(temperature)
         self.prior_strength = float(prior_strength)
         self.register_buffer("log_rebalancing", torch.zeros(ab_gamut.NUM_BINS))  # (313,) log w of training
-        self.fuse = TopDownFusion(self.encoder.channels, width)
-        self.head = nn.Sequential(
-            nn.ReLU(inplace=True),
-            conv_bn_relu(width, width, dilation=1),
-            conv_bn_relu(width, width, dilation=2),
-            conv_bn_relu(width, width, dilation=4),
-            nn.Conv2d(width, ab_gamut.NUM_BINS, 1),
-        )
+        self.classifiers = nn.ModuleList(BinClassifier(self.encoder.channels, width) for _ in range(members))
         self.register_buffer("centres", ab_gamut.bin_centres(), persistent=False)  # (313, 2) Lab units
 
     def forward(self, l: torch.Tensor) -> torch.Tensor:
-        """L (B, 1, H, W), H and W multiples of 32 -> bin logits (B, 313, H/4, W/4)."""
-        return self.head(self.fuse(self.encoder(l)))
+        """L (B, 1, H, W), H and W multiples of 32 -> bin logits (B, 313, H/4, W/4); an ensemble's are the log of
+        its members' mean probabilities."""
+        features = self.encoder(l)
+        if len(self.classifiers) == 1:
+            return self.classifiers[0](features)
+        logs = torch.stack([F.log_softmax(c(features).float(), dim=1) for c in self.classifiers])  # (K, B, 313, ..)
+        return torch.logsumexp(logs, dim=0) - math.log(len(self.classifiers))
 
     def native_ab(self, l, hint_ab, hint_mask, seed):
         logits = self(l).float() - self.prior_strength * self.log_rebalancing.float().view(1, -1, 1, 1)
