@@ -170,7 +170,8 @@ def test_annealed_mean():
     logits = torch.randn(2, ab_gamut.NUM_BINS, 4, 4, generator=g) * 2  # (B, Q, H, W)
     centres = ab_gamut.bin_centres()
     expectation = torch.einsum("bqhw,qc->bchw", torch.softmax(logits, dim=1), centres)  # (B, 2, H, W)
-    torch.testing.assert_close(ab_gamut.annealed_mean(logits, centres, temperature=1.0), expectation, rtol=1e-5, atol=1e-4)  # float32 sums in another order
+    decoded = ab_gamut.annealed_mean(logits, centres, temperature=1.0)
+    torch.testing.assert_close(decoded, expectation, rtol=1e-5, atol=1e-4)  # float32 sums in another order
     chroma = {t: ab_gamut.annealed_mean(logits, temperature=t).norm(dim=1).mean() for t in (1.0, 0.38, 0.1)}
     assert chroma[0.1] > chroma[0.38] > chroma[1.0]
     # T -> 0 tends to the mode.
