@@ -1,4 +1,4 @@
-"""Calibrate how sure a model is: chroma floor and gain (and its own knob) fitted on held-out-package photos.
+"""Calibrate how sure a model is: chroma floor and gain (and its own knobs) fitted on held-out-package photos.
 
 A model trained on a few hundred photos is confidently wrong on kinds of photos it has never seen. Dropping its
 weak (unsure) chroma to grey and scaling the rest, with a floor and a gain fitted on photos from source packages
@@ -15,7 +15,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -41,12 +41,23 @@ DECODING_KNOBS = {
     "temperature": (0.3, 0.38, 0.5),
     "z_std": (0.2, 0.4, 0.8),
 }
-SEARCH_STRIDE = 4  # the grid is searched on every 4th pixel of every 4th row; the choice is then scored on all
+SEARCH_STRIDE = 4  # the grid is searched on every 4th pixel of every 4th row of each photo
+FINALISTS = 6  # the table's best settings (with and without the mirrored picture) then colourised and scored as served
 FLIPS = (False, True)  # each setting without and with averaging over the mirrored picture
 FLIP_GAIN = 0.99  # averaging with the mirrored picture doubles the model pass: it must lower ΔE00 by 1 %
 GREY_MARGIN = 0.995  # "beats grey" means at least 0.5 % below it
 MIN_CF_RATIO = 0.5  # colourful enough: at least half of the truth's colourfulness (Hasler and Süsstrunk)
-CF_MARGIN = 0.01  # the fit must clear MIN_CF_RATIO by this much: served photos differ slightly from the fit's
+CF_MARGIN = 0.01  # the choice must clear MIN_CF_RATIO by this much: other photos differ slightly from these
+
+
+def mean_scores(
+    rgbs: Sequence[np.ndarray], photos: Sequence[Photo], truth_labs: Sequence[np.ndarray], stride: int = 1
+) -> dict[str, float]:
+    """Mean ΔE00 and colourfulness ratio of colourised photos (uint8 RGB, each the ``stride``-subsampled photo)."""
+    grid = np.s_[::stride, ::stride]
+    errors = [delta_e00(t[grid], color.rgb_to_lab(rgb)).mean() for rgb, t in zip(rgbs, truth_labs, strict=True)]
+    cf = np.mean([colourfulness(rgb) for rgb in rgbs]) / np.mean([p.colourfulness for p in photos])
+    return {"delta_e00": float(np.mean(errors)), "cf_ratio": float(cf)}
 
 
 def decode_table(
@@ -58,25 +69,19 @@ def decode_table(
     gains: Sequence[float] = GAINS,
     stride: int = 1,
 ) -> list[dict[str, float]]:
-    """Mean ΔE00 and colourfulness ratio of the outputs (Lab) under every chroma floor and gain, on every
-    ``stride``-th pixel of every ``stride``-th row (ΔE00 of a photo is a mean over its pixels: a regular subsample
-    estimates it closely, at a fraction of the cost of CIEDE2000)."""
-    grid = np.s_[::stride, ::stride]
-    cf_truth = float(np.mean([p.colourfulness for p in photos]))
+    """Mean ΔE00 and colourfulness ratio of the outputs (Lab) under every chroma floor and gain applied to them, on
+    every ``stride``-th pixel of every ``stride``-th row (ΔE00 of a photo is a mean over its pixels: a regular
+    subsample estimates it closely, at a fraction of the cost of CIEDE2000)."""
     rows = []
     for floor in floors:
         for gain in gains:
-            errors, cfs = [], []
-            for output, truth_lab in zip(outputs, truth_labs, strict=True):
-                lab = output[grid].copy()
+            rgbs = []
+            for output in outputs:
+                lab = output[::stride, ::stride].copy()
                 chroma = np.hypot(lab[..., 1], lab[..., 2])
                 lab[..., 1:] *= (gain * np.maximum(chroma - floor, 0) / np.maximum(chroma, 1e-6))[..., None]
-                rgb = np.clip(color.lab_to_rgb(lab) * 255 + 0.5, 0, 255).astype(np.uint8)
-                errors.append(float(delta_e00(truth_lab[grid], color.rgb_to_lab(rgb)).mean()))
-                cfs.append(colourfulness(rgb))
-            rows.append(
-                {"floor": floor, "gain": gain, "delta_e00": float(np.mean(errors)), "cf_ratio": np.mean(cfs) / cf_truth}
-            )
+                rgbs.append(np.clip(color.lab_to_rgb(lab) * 255 + 0.5, 0, 255).astype(np.uint8))
+            rows.append({"floor": floor, "gain": gain, **mean_scores(rgbs, photos, truth_labs, stride)})
     return rows
 
 
@@ -84,7 +89,7 @@ def choose(candidates: list[dict[str, Any]], grey: float, min_cf_ratio: float = 
     """The decoding a user is best served by, in this order of preference:
 
     1. the lowest ΔE00 among those that beat grey and keep ``min_cf_ratio`` of the truth's colourfulness, both
-       by a margin (the fit is made on the final colours, the model applies it at its working size);
+       by a margin;
     2. else the most colourful among those that beat grey by at least 1 %;
     3. else the lowest ΔE00 (the model has too little to offer on unfamiliar photos).
     """
@@ -109,10 +114,51 @@ def choose_with_flip(candidates: list[dict[str, Any]], grey: float) -> dict[str,
     return both if pays and both["cf_ratio"] >= min(single["cf_ratio"], MIN_CF_RATIO + CF_MARGIN) else single
 
 
+def finalists(candidates: list[dict[str, Any]], grey: float, count: int = FINALISTS) -> list[dict[str, Any]]:
+    """The table's best settings, with and without the mirrored picture: the ``count`` lowest ΔE00 that keep half of
+    the truth's colourfulness, and what :func:`choose` takes (the table applies floor and gain to the final colours,
+    the model at its working size, so the two differ a little)."""
+    picked: list[dict[str, Any]] = []
+    for flip in (False, True):
+        group = [c for c in candidates if c["flip"] is flip]
+        if not group:
+            continue
+        colourful = sorted((c for c in group if c["cf_ratio"] >= MIN_CF_RATIO), key=lambda c: c["delta_e00"])
+        for candidate in colourful[:count] + [choose(group, grey)]:
+            if candidate not in picked:
+                picked.append(candidate)
+    return picked
+
+
 def knob_grid(model: PretrainedColorizer) -> list[dict[str, float]]:
     """Every combination of the values of the decoding knobs the model has ([{}] when it has none)."""
     names = [name for name in DECODING_KNOBS if hasattr(model, name)]
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*(DECODING_KNOBS[n] for n in names))]
+
+
+def colorize_all(colorizer: Colorizer, photos: Sequence[Photo], setting: dict[str, Any]) -> list[np.ndarray]:
+    """Every photo colourised (uint8 RGB) with the model decoding as ``setting`` says (floor, gain, knobs, flip)."""
+    model = cast(PretrainedColorizer, colorizer.model)
+    model.chroma_floor, model.chroma_gain, model.flip_average = setting["floor"], setting["gain"], setting["flip"]
+    for knob, value in setting["knobs"].items():
+        setattr(model, knob, value)
+    seed = SEED if colorizer.spec.supports_seed else None
+    return [np.asarray(colorizer.colorize(p.grey, seed=seed).convert("RGB")) for p in photos]
+
+
+def search(
+    name: str, colorizer: Colorizer, photos: Sequence[Photo], truth_labs: Sequence[np.ndarray]
+) -> list[dict[str, Any]]:
+    """The table of every knob setting, mirrored or not, under every floor and gain (subsampled figures)."""
+    candidates = []
+    for flip in FLIPS:
+        for knobs in knob_grid(cast(PretrainedColorizer, colorizer.model)):
+            rgbs = colorize_all(colorizer, photos, {"floor": 0.0, "gain": 1.0, "knobs": knobs, "flip": flip})
+            table = decode_table([color.rgb_to_lab(rgb) for rgb in rgbs], photos, truth_labs, stride=SEARCH_STRIDE)
+            candidates += [{**row, "knobs": knobs, "flip": flip} for row in table]
+            lowest = min(r["delta_e00"] for r in table)
+            log.info("%s %s%s: lowest ΔE00 %.3f", name, knobs, " mirrored" if flip else "", lowest)
+    return candidates
 
 
 def calibrate(
@@ -123,46 +169,24 @@ def calibrate(
     write: bool = True,
 ) -> dict[str, Any]:
     """Fit ``chroma_floor``, ``chroma_gain`` (and the model's knobs, if any) on the photos in ``images``; returns
-    the record; its ``chosen`` and ``plain`` (the model's knobs, no floor or gain) are scored on every pixel."""
+    the record. The table is searched on subsampled photos; its finalists, the ``chosen`` setting among them and
+    the ``plain`` decoding (the model's knobs, no floor or gain) are scored on every pixel, as the model serves."""
     colorizer = Colorizer.load(name, weights_dir)
     model = colorizer.model
     if not isinstance(model, PretrainedColorizer):
         raise ValueError(f"{name} has no confidence decoding to calibrate (only models on the pretrained encoder)")
     photos = load_photos(images)
     truth_labs = [color.rgb_to_lab(p.rgb) for p in photos]
-    grey = float(
-        np.mean(
-            [
-                delta_e00(t, color.rgb_to_lab(np.asarray(p.grey.convert("RGB")))).mean()
-                for p, t in zip(photos, truth_labs, strict=True)
-            ]
-        )
-    )
-    seed = SEED if colorizer.spec.supports_seed else None
-    trained = {knob: getattr(model, knob) for knob in knob_grid(model)[0]}
+    greys = [np.asarray(p.grey.convert("RGB")) for p in photos]
+    grey = mean_scores(greys, photos, truth_labs)["delta_e00"]
+    plain = {"floor": 0.0, "gain": 1.0, "knobs": {k: getattr(model, k) for k in knob_grid(model)[0]}, "flip": False}
 
-    def outputs(knobs: dict[str, float], flip: bool) -> list[np.ndarray]:
-        """Lab of every photo colourised with these knobs, before any floor and gain."""
-        model.chroma_floor, model.chroma_gain, model.flip_average = 0.0, 1.0, flip
-        for knob, value in knobs.items():
-            setattr(model, knob, value)
-        return [color.rgb_to_lab(np.asarray(colorizer.colorize(p.grey, seed=seed).convert("RGB"))) for p in photos]
+    def served(setting: dict[str, Any]) -> dict[str, Any]:
+        return {**setting, **mean_scores(colorize_all(colorizer, photos, setting), photos, truth_labs)}
 
-    def exact(setting: dict[str, Any]) -> dict[str, Any]:
-        labs = outputs(setting["knobs"], setting["flip"])
-        row = decode_table(labs, photos, truth_labs, floors=(setting["floor"],), gains=(setting["gain"],))[0]
-        return {**setting, **row}
-
-    candidates = []
-    for flip in FLIPS:
-        for knobs in knob_grid(model):
-            table = decode_table(outputs(knobs, flip), photos, truth_labs, stride=SEARCH_STRIDE)
-            candidates += [{**row, "knobs": knobs, "flip": flip} for row in table]
-            lowest = min(r["delta_e00"] for r in table)
-            log.info("%s %s%s: lowest ΔE00 %.3f", name, knobs, " mirrored" if flip else "", lowest)
-    best = exact(choose_with_flip(candidates, grey))
-    plain = exact({"floor": 0.0, "gain": 1.0, "knobs": trained, "flip": False})
-    record = {"images": str(images), "photos": len(photos), "grey_delta_e00": grey, "chosen": best, "plain": plain}
+    best = choose_with_flip([served(c) for c in finalists(search(name, colorizer, photos, truth_labs), grey)], grey)
+    record = {"images": str(images), "photos": len(photos), "grey_delta_e00": grey, "chosen": best}
+    record["plain"] = served(plain)
     log.info("%s: %s (grey %.2f)", name, best, grey)
     if write:
         write_calibration(name, weights_dir, best, record)

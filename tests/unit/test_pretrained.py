@@ -246,3 +246,11 @@ def test_a_subsampled_decoding_table_estimates_the_full_one():
         assert estimate["delta_e00"] == pytest.approx(exact["delta_e00"], rel=0.05)
         assert estimate["cf_ratio"] == pytest.approx(exact["cf_ratio"], rel=0.05)
     assert full[0]["delta_e00"] < full[1]["delta_e00"]  # a floor makes the (right) colours worse here
+
+
+def test_calibration_scores_the_tables_best_settings_as_served():
+    rows = [{"delta_e00": 10.0 - i / 10, "cf_ratio": 0.6 if i % 2 else 0.4, "flip": i >= 10} for i in range(20)]
+    picked = calibrate.finalists(rows, grey=11.0, count=2)
+    assert picked == [rows[9], rows[7], rows[19], rows[17]]  # colourful enough, lowest first, in each group
+    dull = [{"delta_e00": 9.0, "cf_ratio": 0.3, "flip": False}, {"delta_e00": 10.0, "cf_ratio": 0.35, "flip": False}]
+    assert calibrate.finalists(dull, grey=11.0) == [dull[1]]  # nothing colourful: what choose() falls back to
