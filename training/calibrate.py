@@ -29,16 +29,16 @@ from training.metrics import colourfulness, delta_e00
 
 log = logging.getLogger(__name__)
 
-GAINS = (0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.2, 2.5, 3.0)
-FLOORS = (0.0, 2.0, 4.0, 6.0, 8.0, 12.0, 16.0, 20.0, 25.0)
+GAINS = (0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.7, 1.8, 1.9, 2.0, 2.2, 2.5, 3.0)
+FLOORS = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 20.0, 25.0)
 # A model's own knobs of how sure it is, fitted with the floor and gain (every combination of those it has): how
 # much of its training's class rebalancing a classification model undoes and the temperature of its annealed mean
 # (higher: a flatter distribution, so an unsure pixel's mean colour falls towards grey), and the spread of a GAN's
 # noise z (BigGAN's truncation: a narrower z trades diversity for fidelity; it stays above 0 so that a seed still
 # picks among colours).
 DECODING_KNOBS = {
-    "prior_strength": (0.0, 0.2, 0.3, 0.4, 0.5),
-    "temperature": (0.3, 0.38, 0.5),
+    "prior_strength": (0.0, 0.2, 0.25, 0.3, 0.4, 0.5),
+    "temperature": (0.3, 0.38),
     "z_std": (0.2, 0.4, 0.8),
 }
 SEARCH_STRIDE = 4  # the grid is searched on every 4th pixel of every 4th row of each photo
