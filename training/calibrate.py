@@ -119,7 +119,7 @@ def finalists(candidates: list[dict[str, Any]], grey: float, count: int = FINALI
     the truth's colourfulness, and what :func:`choose` takes (the table applies floor and gain to the final colours,
     the model at its working size, so the two differ a little)."""
     picked: list[dict[str, Any]] = []
-    for flip in (False, True):
+    for flip in FLIPS:
         group = [c for c in candidates if c["flip"] is flip]
         if not group:
             continue

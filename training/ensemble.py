@@ -57,7 +57,7 @@ def join(member_dirs: Sequence[str | Path], out: str | Path) -> Path:
         name=MODEL_ID,
         half=True,
         variant="compact",
-        recipe=f"mixture of {len(members)} trainings of {metas[0]['recipe']}",
+        recipe=f"mixture of {len(members)} trainings of {members[0]['recipe']}",
         steps=sum(m["steps"] for m in members),
         train_seconds=round(sum(m["train_seconds"] for m in members), 1),
         hardware=metas[0].get("hardware"),

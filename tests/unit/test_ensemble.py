@@ -51,7 +51,8 @@ def test_join_makes_one_model_of_separate_trainings(tmp_path):
     assert json.loads((tmp_path / "out" / "zhang-eccv16.json").read_text())["bytes"] > 0
 
     ensemble.join([tmp_path / "out", tmp_path / "a"], tmp_path / "three")  # an ensemble brings all its members
-    assert len(weights.load("zhang-eccv16", tmp_path / "three")[0].classifiers) == 3
+    three, meta = weights.load("zhang-eccv16", tmp_path / "three")
+    assert len(three.classifiers) == 3 and meta["recipe"] == "mixture of 3 trainings of zhang-eccv16: test"
 
 
 def test_join_refuses_members_that_do_not_fit(tmp_path):
