@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from colorizers import imaging
 from gateway import metrics
 from gateway.backends import Backend, EmbeddedBackend, TorchServeBackend
 from gateway.catalogue import build_catalogue
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tasks = [
             asyncio.create_task(service.run_prober(), name="readiness-prober"),
             asyncio.create_task(store.run_sweeper(settings.sweep_interval_seconds), name="result-sweeper"),
+            asyncio.create_task(asyncio.to_thread(imaging.warm_up_table_merge), name="merge-warm-up"),
         ]
         grpc_server = await start_grpc_server(service, settings) if settings.grpc_port else None
         log.info("gateway serving %d models from the %s backend; results in %s", len(catalogue), backend.name, store)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from colorizers import imaging
@@ -518,6 +519,7 @@ def _merge_and_encode(original: _Original, colour_png: bytes, fmt: str, size: in
     if unresized and fmt == "png" and decoded.alpha is None:
         return colour_png
     colour = imaging.decode(colour_png).rgb
+    merged: Image.Image | np.ndarray
     if unresized:
         merged = colour
     elif merge == "lab":

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
+import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from colorizers import color
@@ -36,9 +37,9 @@ SUPPORTED_INPUT_FORMATS = ("jpeg", "png", "webp", "tiff", "bmp", "gif")
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 _FORMAT_ALIASES = {"jpg": "jpeg", "jpe": "jpeg"}
 _MAX_SIDE = {"jpeg": 65_500, "webp": 16_383}  # format limits on width and height
-# Modes each encoder writes as they are. RGBX (RGB plus a padding byte, how Pillow stores RGB; the table merge's
-# output) needs no 12-megapixel copy for JPEG and WebP; PNG writes no RGBX.
-_ENCODER_MODES = {"png": ("RGB", "L"), "jpeg": ("RGB", "L", "RGBX"), "webp": ("RGB", "L", "RGBX")}
+# Modes Pillow's encoders write as they are. RGBX (RGB plus a padding byte, how Pillow stores RGB; the table merge's
+# output) needs no 12-megapixel copy for WebP; PNG writes no RGBX. JPEG is written by simplejpeg (``_encode_jpeg``).
+_ENCODER_MODES = {"png": ("RGB", "L"), "webp": ("RGB", "L", "RGBX")}
 # Encoder effort. Photos compress barely better at higher zlib levels (level 6, Pillow's default, makes a
 # 12-megapixel result about 5 % smaller for 4x the time); WebP method 2 is about twice as fast as method 4.
 PNG_COMPRESS_LEVEL = 1
@@ -393,8 +394,7 @@ def merge_chroma(original_rgb: Image.Image, colour_small: Image.Image, *, merge:
         return Image.merge("YCbCr", (y, cb, cr)).convert("RGB")
     if merge != "lab":
         raise ValueError(f"unknown merge {merge!r}: 'lab' or 'ycbcr'")
-    merged = LabMergeBase(original_rgb).merge(colour_small)
-    return merged if merged.mode == "RGB" else merged.convert("RGB")
+    return to_image(LabMergeBase(original_rgb).merge(colour_small)).convert("RGB")
 
 
 #: From this many pixels on, a "lab" merge reads its colours from a lookup table instead of computing them: at
@@ -413,11 +413,11 @@ class LabMergeBase:
     :meth:`merge` puts each model's small colour result on it.
 
     Under ``TABLE_MERGE_MIN_PIXELS`` the lightness is kept exact (float32) and each merge converts Lab to sRGB in
-    float32. From it on, the lightness is quantised to 8 bits (step 100/255), the low byte of a 24-bit index (kept
-    padded to even sides); a merge rounds the result's a and b to integers (offset by 128), upsamples them as 8-bit
-    planes with Pillow's bilinear resize, puts them in the index's high bytes and reads each pixel's sRGB from a
-    table of :func:`color.lab_to_rgb8` over every (a, b, L) of that grid. Neighbouring pixels mostly differ in
-    lightness only, so with L in the low byte their colours lie next to each other in the table. A photo at least
+    float32. From it on, the lightness is quantised to 8 bits (step 100/255); a merge rounds the result's a and b to
+    integers (offset by 128), upsamples them as 8-bit planes with Pillow's bilinear resize, and reads each pixel's
+    sRGB from a table of :func:`color.lab_to_rgb8` over every (a, b, L) of that grid, indexed a << 16 | b << 8 | L
+    (neighbouring pixels mostly differ in lightness only, so their colours lie next to each other in the table). The
+    per-pixel loops are compiled (``merge_kernels``) and run on bands of rows in parallel. A photo at least
     ``_HALF_CHROMA_MIN_RATIO`` times the result's size on both sides gets the chroma at half its width and height,
     each value serving a 2 x 2 block as in a JPEG's 4:2:0 chroma: a quarter of the upsampling, and the result's
     chroma is far coarser than either grid.
@@ -428,49 +428,52 @@ class LabMergeBase:
     curve is steepest and a rounding of a or b moves that channel the most.
     """
 
-    def __init__(self, original: Image.Image) -> None:
+    def __init__(self, original: Image.Image, *, table: bool | None = None) -> None:
+        """``table``: whether merges read the lookup table (None: from ``TABLE_MERGE_MIN_PIXELS`` on)."""
         original = _as_rgb_or_gray(original)
         self.size = original.size  # (width, height)
-        uses_table = original.width * original.height >= TABLE_MERGE_MIN_PIXELS
-        self._lightness = _lightness_index(original) if uses_table else lightness(original)  # (H, W)
+        uses_table = original.width * original.height >= TABLE_MERGE_MIN_PIXELS if table is None else table
+        self._lightness = _lightness8(original) if uses_table else lightness(original)  # (H, W)
         self._table = _lab_table() if uses_table else None  # made with the first big photo's base
 
     @property
     def uses_table(self) -> bool:
         return self._table is not None
 
-    def merge(self, colour_small: Image.Image) -> Image.Image:
-        """The small colour result's chroma on this lightness, at the original's size.
-
-        Mode "RGB", or "RGBX" from the table (RGB plus a padding byte, Pillow's own layout of RGB: JPEG encodes it
-        without a copy; ``.convert("RGB")`` gives mode "RGB").
-        """
+    def merge(self, colour_small: Image.Image) -> np.ndarray:
+        """The small colour result's chroma on this lightness, at the original's size: sRGB pixels, uint8 (H, W, 3),
+        or (H, W, 4) from the table (RGB and a padding byte, as Pillow lays out RGB). :func:`encode` takes either as
+        it is (no copy); :func:`to_image` makes a Pillow image of it."""
         if self._table is not None:
             return self._merge_by_table(colour_small, self._table)
         ab_small = chroma(colour_small)  # (h, w, 2) float32
         a = _resize_plane(ab_small[..., 0], self.size)  # (H, W)
         b = _resize_plane(ab_small[..., 1], self.size)  # (H, W)
-        return Image.fromarray(color.lab_to_rgb8(self._lightness, a, b))  # (H, W, 3) uint8 -> mode "RGB"
+        return color.lab_to_rgb8(self._lightness, a, b)  # (H, W, 3) uint8
 
-    def _merge_by_table(self, colour_small: Image.Image, table: np.ndarray) -> Image.Image:
+    def _merge_by_table(self, colour_small: Image.Image, table: np.ndarray) -> np.ndarray:
+        from colorizers import merge_kernels
+
         width, height = self.size
         ratio = min(width / colour_small.width, height / colour_small.height)
-        step = 2 if ratio >= _HALF_CHROMA_MIN_RATIO else 1  # photo pixels per chroma value, each way
-        chroma_size = (-(-width // step), -(-height // step))  # rounded up: covers the padded photo
-        a, b = _parallel(_upsampled(chroma_size), _chroma_planes8(colour_small))  # (H / step, W / step) uint8 each
-        ab = np.left_shift(a, 16, dtype=np.uint32)
-        ab |= np.left_shift(b, 8, dtype=np.uint32)
-        ab = np.repeat(ab, step, axis=1)  # (H / step, W): whole rows, so that numpy loops along rows below
-        rgbx = np.empty(self._lightness.shape, dtype=np.uint32)
-        columns = ab.shape[1]
+        shift = 1 if ratio >= _HALF_CHROMA_MIN_RATIO else 0  # 2 ** shift photo pixels per chroma value, each way
+        chroma_size = (-(-width >> shift), -(-height >> shift))  # rounded up: covers every photo pixel
+        a8, b8 = _parallel(_upsampled(chroma_size), _chroma_planes8(colour_small))  # (H >> shift, W >> shift) uint8
+        rgbx = np.empty((height, width), dtype=np.uint32)
+        _parallel(
+            lambda rows: merge_kernels.lab_table_lookup(
+                table, self._lightness, a8, b8, shift, rgbx, rows.start, rows.stop
+            ),
+            _row_bands(width, height),
+        )
+        return rgbx.view(np.uint8).reshape(height, width, 4)
 
-        def look_up(rows: slice) -> None:
-            chroma_rows = ab[rows.start // step : rows.stop // step, None, :]
-            index = np.bitwise_or(_row_groups(self._lightness[rows, :columns], step), chroma_rows)
-            np.take(table, index, out=_row_groups(rgbx[rows, :columns], step))
 
-        _parallel(look_up, _row_bands(columns, chroma_size[1] * step))
-        return Image.frombuffer("RGBX", self.size, rgbx, "raw", "RGBX", rgbx.strides[0], 1)
+def warm_up_table_merge() -> None:
+    """Build the merge table and compile the merge's loops now (one to two seconds of CPU, once per process) rather
+    than while the first big photo waits: a server calls this in the background as it starts."""
+    for mode in ("L", "RGB"):
+        LabMergeBase(Image.new(mode, (4, 4)), table=True).merge(Image.new("RGB", (2, 2)))
 
 
 # Quantised lightness by integer tables: each 8-bit channel value's share of the luminance Y in fixed point (white's
@@ -482,29 +485,24 @@ _Y_SHARES = np.rint(
 _L_LEVELS = 255
 _L8_OF_Y = np.rint(
     color.luminance_to_l(np.minimum(np.arange(1 << 16) / _Y_ONE, 1.0)) * (_L_LEVELS / color.L_MAX)
-).astype(np.uint32)  # (65536,), uint32 like the merge-table index it is part of
-_L8_OF_GREY = _L8_OF_Y[_Y_SHARES.astype(np.uint32).sum(axis=0)].astype(np.uint8)  # (256,) the L of each grey level
+).astype(np.uint8)  # (65536,)
+_L8_OF_GREY = _L8_OF_Y[_Y_SHARES.astype(np.int64).sum(axis=0)]  # (256,) the L of each grey level
 
 
-def _lightness_index(original: Image.Image) -> np.ndarray:
-    """The 8-bit CIE L of each pixel: uint32 (H, W) padded with zeros to even sides, the low byte of every
-    table-merge index of the photo. A grey photo's is one table read per pixel, done by Pillow."""
-    width, height = original.size
-    index = np.zeros((height + height % 2, width + width % 2), dtype=np.uint32)
+def _lightness8(original: Image.Image) -> np.ndarray:
+    """The 8-bit CIE L of each pixel, uint8 (H, W). A grey photo's is one table read per pixel, done by Pillow."""
     if original.mode == "L":
-        index[:height, :width] = np.asarray(original.point(_L8_OF_GREY.tolist()))
-        return index
+        return np.asarray(original.point(_L8_OF_GREY.tolist()))
+    from colorizers import merge_kernels
+
     rgb = np.asarray(original if original.mode == "RGB" else original.convert("RGB"))  # (H, W, 3) uint8
-
-    def quantise(rows: slice) -> None:
-        part = rgb[rows]
-        y = _Y_SHARES[0][part[..., 0]]
-        y += _Y_SHARES[1][part[..., 1]]
-        y += _Y_SHARES[2][part[..., 2]]
-        np.take(_L8_OF_Y, y, out=index[rows, :width])
-
-    _parallel(quantise, _row_bands(width, height))
-    return index
+    width, height = original.size
+    l8 = np.empty((height, width), dtype=np.uint8)
+    _parallel(
+        lambda rows: merge_kernels.lightness8_of_rgb(rgb, _Y_SHARES, _L8_OF_Y, l8, rows.start, rows.stop),
+        _row_bands(width, height),
+    )
+    return l8
 
 
 def _chroma_planes8(colour: Image.Image) -> tuple[Image.Image, Image.Image]:
@@ -521,11 +519,6 @@ def _upsampled(size: tuple[int, int]) -> Callable[[Image.Image], np.ndarray]:
     return lambda plane: np.asarray(plane.resize(size, Image.Resampling.BILINEAR))
 
 
-def _row_groups(plane: np.ndarray, step: int) -> np.ndarray:
-    """A view of a plane (rows, columns) as groups of ``step`` rows: (rows / step, step, columns)."""
-    return plane.reshape(plane.shape[0] // step, step, plane.shape[1])
-
-
 _lab_table_rgbx: np.ndarray | None = None
 _lab_table_lock = threading.Lock()
 
@@ -533,10 +526,9 @@ _lab_table_lock = threading.Lock()
 def _lab_table() -> np.ndarray:
     """sRGB of every (a + 128, b + 128, 8-bit L) as RGBX bytes in a uint32, at index (a+128) << 16 | (b+128) << 8 | L.
 
-    Built once per process, by the first :class:`LabMergeBase` of a photo big enough to need it (64 MB, 2^24
-    colours through :func:`color.lab_to_rgb8`), rather than at import or start-up: most processes that import this
-    module (training, model servers, the command line, a gateway that only sees small photos) never need it. The
-    gateway makes a big photo's base while its models run, which hides much of the build.
+    Built once per process, by the first :class:`LabMergeBase` that uses it (64 MB, 2^24 colours through
+    :func:`color.lab_to_rgb8`), rather than at import: most processes that import this module (training, model
+    servers, the command line) never need it. The gateway builds it as it starts (:func:`warm_up_table_merge`).
     """
     global _lab_table_rgbx
     with _lab_table_lock:
@@ -612,28 +604,45 @@ def output_format(fmt: str) -> str:
     return key
 
 
-def encode(image: Image.Image, fmt: str = "png", *, alpha: Image.Image | None = None, quality: int = 92) -> bytes:
-    """Encode an image as PNG, JPEG or WebP bytes; ``alpha`` (mode "L") is re-attached for PNG and WebP.
+def to_image(pixels: Image.Image | np.ndarray) -> Image.Image:
+    """A Pillow image of sRGB pixels: uint8 (H, W) grey, (H, W, 3) RGB, or (H, W, 4) RGB and a padding byte (shared
+    with the array, not copied); a Pillow image as it is."""
+    if isinstance(pixels, Image.Image):
+        return pixels
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        height, width = pixels.shape[:2]
+        return Image.frombuffer("RGBX", (width, height), np.ascontiguousarray(pixels), "raw", "RGBX", 0, 1)
+    return Image.fromarray(pixels)
+
+
+def encode(
+    image: Image.Image | np.ndarray, fmt: str = "png", *, alpha: Image.Image | None = None, quality: int = 92
+) -> bytes:
+    """Encode an image (or sRGB pixels, as :func:`to_image` takes them) as PNG, JPEG or WebP bytes; ``alpha`` (mode
+    "L") is re-attached for PNG and WebP.
 
     An image that carries its own alpha band keeps it unless ``alpha`` is given. JPEG has no alpha: it is dropped.
     """
     key = output_format(fmt)
     if not 1 <= int(quality) <= 100:
         raise ValueError(f"quality must be between 1 and 100, got {quality}")
-    if "A" in image.getbands():
-        if alpha is None:
-            alpha = image.getchannel("A")
-        image = image.convert("RGB")
-    elif image.mode not in _ENCODER_MODES[key]:
-        image = image.convert("RGB")
-    width, height = image.size
+    height, width = image.shape[:2] if isinstance(image, np.ndarray) else (image.height, image.width)
     limit = _MAX_SIDE.get(key)
     if limit is not None and max(width, height) > limit:
         raise ValueError(
             f"{key.upper()} images can be at most {limit} pixels on a side; this one is {width} x {height}. "
             "Use PNG instead."
         )
-    if alpha is not None and key in ("png", "webp"):
+    if key == "jpeg":
+        return _encode_jpeg(image, int(quality))
+    image = to_image(image)
+    if "A" in image.getbands():
+        if alpha is None:
+            alpha = image.getchannel("A")
+        image = image.convert("RGB")
+    elif image.mode not in _ENCODER_MODES[key]:
+        image = image.convert("RGB")
+    if alpha is not None:
         alpha = alpha if alpha.mode == "L" else alpha.convert("L")
         if alpha.size != image.size:
             alpha = alpha.resize(image.size, Image.Resampling.BILINEAR)
@@ -642,8 +651,26 @@ def encode(image: Image.Image, fmt: str = "png", *, alpha: Image.Image | None = 
     buf = io.BytesIO()
     if key == "png":
         image.save(buf, "PNG", compress_level=PNG_COMPRESS_LEVEL)
-    elif key == "jpeg":
-        image.save(buf, "JPEG", quality=int(quality))
     else:
         image.save(buf, "WEBP", quality=int(quality), method=WEBP_METHOD)
     return buf.getvalue()
+
+
+_JPEG_COLORSPACES = {1: "GRAY", 3: "RGB", 4: "RGBX"}  # by the number of channels of the pixels
+
+
+def _encode_jpeg(image: Image.Image | np.ndarray, quality: int) -> bytes:
+    """libjpeg-turbo through simplejpeg, which lets go of the GIL while it works (Pillow's JPEG encoder holds it): the
+    results of several models encode on several cores at once. 4:2:0 chroma, as Pillow writes by default."""
+    if isinstance(image, Image.Image):
+        pixels = np.asarray(image if image.mode in ("L", "RGB") else image.convert("RGB"))  # JPEG has no alpha
+    else:
+        pixels = image
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    return simplejpeg.encode_jpeg(
+        np.ascontiguousarray(pixels),
+        quality=quality,
+        colorspace=_JPEG_COLORSPACES[pixels.shape[2]],
+        colorsubsampling="420",
+    )
