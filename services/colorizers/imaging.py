@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
-import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from colorizers import color
+from colorizers import color, jpeg
 
 DEFAULT_MAX_PIXELS = 50_000_000
 
@@ -565,8 +564,11 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
+_WORKER_COUNT = os.cpu_count() or 1
+
+
 def _new_workers() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="imaging")
+    return ThreadPoolExecutor(max_workers=_WORKER_COUNT, thread_name_prefix="imaging")
 
 
 _workers = _new_workers()
@@ -656,21 +658,9 @@ def encode(
     return buf.getvalue()
 
 
-_JPEG_COLORSPACES = {1: "GRAY", 3: "RGB", 4: "RGBX"}  # by the number of channels of the pixels
-
-
 def _encode_jpeg(image: Image.Image | np.ndarray, quality: int) -> bytes:
-    """libjpeg-turbo through simplejpeg, which lets go of the GIL while it works (Pillow's JPEG encoder holds it): the
-    results of several models encode on several cores at once. 4:2:0 chroma, as Pillow writes by default."""
+    """libjpeg-turbo through simplejpeg, which lets go of the GIL while it works (Pillow's JPEG encoder holds it); a big
+    image in bands on the module's threads (``jpeg.encode``). 4:2:0 chroma, as Pillow writes by default."""
     if isinstance(image, Image.Image):
-        pixels = np.asarray(image if image.mode in ("L", "RGB") else image.convert("RGB"))  # JPEG has no alpha
-    else:
-        pixels = image
-    if pixels.ndim == 2:
-        pixels = pixels[..., None]
-    return simplejpeg.encode_jpeg(
-        np.ascontiguousarray(pixels),
-        quality=quality,
-        colorspace=_JPEG_COLORSPACES[pixels.shape[2]],
-        colorsubsampling="420",
-    )
+        image = np.asarray(image if image.mode in ("L", "RGB") else image.convert("RGB"))  # JPEG has no alpha
+    return jpeg.encode(image, quality, bands=_WORKER_COUNT, mapper=_parallel)
