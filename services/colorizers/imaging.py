@@ -402,8 +402,8 @@ def merge_chroma(original_rgb: Image.Image, colour_small: Image.Image, *, merge:
 #: The table is faster from about 0.2 megapixels on, but up to 1 megapixel the exact merge takes under 50 ms.
 TABLE_MERGE_MIN_PIXELS = 1_000_000
 # From this ratio of the photo's size to the result's on both sides, the table merge upsamples the result's chroma
-# to half the photo's width and height. Against the exact merge on a 12-megapixel photo at smaller ratios, the
-# largest difference would grow from 13-14 levels (9 to 12 times) to 25-29 (4.4 times), the mean staying under 1.
+# to half the photo's width and height (a quarter of the interpolation). On a 12-megapixel photo it differs from the
+# exact merge by at most 4 levels at 13.5 times, 5 at 4.4 times (the mean 0.4 either way; full size: 2 to 3).
 _HALF_CHROMA_MIN_RATIO = 8
 
 
@@ -412,19 +412,19 @@ class LabMergeBase:
     :meth:`merge` puts each model's small colour result on it.
 
     Under ``TABLE_MERGE_MIN_PIXELS`` the lightness is kept exact (float32) and each merge converts Lab to sRGB in
-    float32. From it on, the lightness is quantised to 8 bits (step 100/255); a merge rounds the result's a and b to
-    integers (offset by 128), upsamples them as 8-bit planes with Pillow's bilinear resize, and reads each pixel's
-    sRGB from a table of :func:`color.lab_to_rgb8` over every (a, b, L) of that grid, indexed a << 16 | b << 8 | L
-    (neighbouring pixels mostly differ in lightness only, so their colours lie next to each other in the table). The
-    per-pixel loops are compiled (``merge_kernels``) and run on bands of rows in parallel. A photo at least
+    float32. From it on, the lightness is quantised to 8 bits (step 100/255); a merge upsamples the result's a and b
+    bilinearly, rounds them to integers (offset by 128) and reads each pixel's sRGB from a table of
+    :func:`color.lab_to_rgb8` over every (a, b, L) of that grid, indexed a << 16 | b << 8 | L (neighbouring pixels
+    mostly differ in lightness only, so their colours lie next to each other in the table). The per-pixel loops are
+    compiled (``merge_kernels``: one pass, no temporary planes) and run on bands of rows in parallel. A photo at least
     ``_HALF_CHROMA_MIN_RATIO`` times the result's size on both sides gets the chroma at half its width and height,
     each value serving a 2 x 2 block as in a JPEG's 4:2:0 chroma: a quarter of the upsampling, and the result's
     chroma is far coarser than either grid.
 
-    Against the exact merge this differs by about 0.5 of 255 levels on average, 3 to 5 levels at the 99.9th
-    percentile and at most 10 to 14 levels (12-megapixel photos from a 256-pixel result; ``tests/unit/test_imaging.py``
-    checks smaller ones): the largest differences are in vivid colours with one channel close to 0, where the sRGB
-    curve is steepest and a rounding of a or b moves that channel the most.
+    Against the exact merge this differs by about 0.4 of 255 levels on average, 2 levels at the 99.9th percentile and
+    at most 4 or 5 (a 12-megapixel photo from a 296 x 222 result; ``tests/unit/test_imaging.py`` checks smaller ones):
+    the largest differences are in vivid colours with one channel close to 0, where the sRGB curve is steepest and a
+    rounding of L, a or b moves that channel the most.
     """
 
     def __init__(self, original: Image.Image, *, table: bool | None = None) -> None:
@@ -456,13 +456,13 @@ class LabMergeBase:
         width, height = self.size
         ratio = min(width / colour_small.width, height / colour_small.height)
         shift = 1 if ratio >= _HALF_CHROMA_MIN_RATIO else 0  # 2 ** shift photo pixels per chroma value, each way
-        chroma_size = (-(-width >> shift), -(-height >> shift))  # rounded up: covers every photo pixel
-        a8, b8 = _parallel(_upsampled(chroma_size), _chroma_planes8(colour_small))  # (H >> shift, W >> shift) uint8
+        ab = chroma(colour_small)  # (h, w, 2) float32
+        grid = (-(-width >> shift), -(-height >> shift))  # chroma values across and down
+        if ab.shape[1] > grid[0] or ab.shape[0] > grid[1]:  # the kernel upsamples; shrinking needs Pillow's filter
+            ab = np.stack([_resize_plane(ab[..., channel], grid) for channel in range(2)], axis=-1)
         rgbx = np.empty((height, width), dtype=np.uint32)
         _parallel(
-            lambda rows: merge_kernels.lab_table_lookup(
-                table, self._lightness, a8, b8, shift, rgbx, rows.start, rows.stop
-            ),
+            lambda rows: merge_kernels.lab_table_lookup(table, self._lightness, ab, shift, rgbx, rows.start, rows.stop),
             _row_bands(width, height),
         )
         return rgbx.view(np.uint8).reshape(height, width, 4)
@@ -502,20 +502,6 @@ def _lightness8(original: Image.Image) -> np.ndarray:
         _row_bands(width, height),
     )
     return l8
-
-
-def _chroma_planes8(colour: Image.Image) -> tuple[Image.Image, Image.Image]:
-    """CIE a and b of a small colour result, rounded and offset by 128 into 8-bit planes (mode "L")."""
-    ab = np.rint(chroma(colour))  # (h, w, 2) float32
-    ab += np.float32(128.0)
-    np.clip(ab, 0.0, 255.0, out=ab)
-    ab8 = ab.astype(np.uint8)
-    return Image.fromarray(np.ascontiguousarray(ab8[..., 0])), Image.fromarray(np.ascontiguousarray(ab8[..., 1]))
-
-
-def _upsampled(size: tuple[int, int]) -> Callable[[Image.Image], np.ndarray]:
-    """A function that resizes an 8-bit plane to ``size`` (bilinear) and returns its pixels."""
-    return lambda plane: np.asarray(plane.resize(size, Image.Resampling.BILINEAR))
 
 
 _lab_table_rgbx: np.ndarray | None = None

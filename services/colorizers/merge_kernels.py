@@ -26,19 +26,39 @@ def lightness8_of_rgb(
 
 @numba.njit(nogil=True, cache=True)
 def lab_table_lookup(
-    table: np.ndarray,
-    l8: np.ndarray,
-    a8: np.ndarray,
-    b8: np.ndarray,
-    shift: int,
-    out: np.ndarray,
-    top: int,
-    bottom: int,
+    table: np.ndarray, l8: np.ndarray, ab: np.ndarray, shift: int, out: np.ndarray, top: int, bottom: int
 ) -> None:
-    """``out[i, j] = table[a << 16 | b << 8 | L]``: L is the pixel's 8-bit lightness ``l8[i, j]``, a and b (offset by
-    128) come from chroma planes of ``1 << shift`` photo pixels per value each way (``a8[i >> shift, j >> shift]``)."""
+    """``out[i, j] = table[a << 16 | b << 8 | L]``, L the pixel's 8-bit lightness ``l8[i, j]``, a and b (rounded, offset
+    by 128) from the small result's chroma ``ab`` (h, w, 2) upsampled bilinearly (pixel centres aligned, edges
+    clamped, as Pillow's bilinear resize) to a grid of one value per ``1 << shift`` photo pixels each way."""
+    height, width = l8.shape
+    small_height, small_width = ab.shape[0], ab.shape[1]
+    columns, rows = (width + (1 << shift) - 1) >> shift, (height + (1 << shift) - 1) >> shift
+    left = np.empty(columns, dtype=np.int64)
+    right = np.empty(columns, dtype=np.int64)
+    across = np.empty(columns, dtype=np.float32)  # the right neighbour's weight
+    for c in range(columns):
+        x = min(max((c + 0.5) * small_width / columns - 0.5, 0.0), small_width - 1.0)
+        left[c] = int(x)
+        right[c] = min(left[c] + 1, small_width - 1)
+        across[c] = x - left[c]
+    chroma_row = np.empty(columns, dtype=np.int64)  # a << 16 | b << 8 of each chroma column of the current row
+    current = -1
     for i in range(top, bottom):
         row = i >> shift
-        for j in range(l8.shape[1]):
-            column = j >> shift
-            out[i, j] = table[(np.int64(a8[row, column]) << 16) | (np.int64(b8[row, column]) << 8) | l8[i, j]]
+        if row != current:
+            current = row
+            y = min(max((row + 0.5) * small_height / rows - 0.5, 0.0), small_height - 1.0)
+            upper = int(y)
+            lower = min(upper + 1, small_height - 1)
+            down = y - upper
+            for c in range(columns):
+                index = 0
+                for channel in range(2):
+                    top_value = ab[upper, left[c], channel] * (1 - across[c]) + ab[upper, right[c], channel] * across[c]
+                    low_value = ab[lower, left[c], channel] * (1 - across[c]) + ab[lower, right[c], channel] * across[c]
+                    value = min(max(top_value * (1 - down) + low_value * down + 128.5, 0.0), 255.0)
+                    index = index << 8 | int(value)
+                chroma_row[c] = index << 8
+        for j in range(width):
+            out[i, j] = table[chroma_row[j >> shift] | l8[i, j]]
