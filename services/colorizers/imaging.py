@@ -494,11 +494,14 @@ def _lightness8(original: Image.Image) -> np.ndarray:
         return np.asarray(original.point(_L8_OF_GREY.tolist()))
     from colorizers import merge_kernels
 
-    rgb = np.asarray(original if original.mode == "RGB" else original.convert("RGB"))  # (H, W, 3) uint8
+    # three planes: Pillow splits and hands them over faster than the packed (H, W, 3) array
+    red, green, blue = (np.asarray(plane) for plane in original.convert("RGB").split())
     width, height = original.size
     l8 = np.empty((height, width), dtype=np.uint8)
     _parallel(
-        lambda rows: merge_kernels.lightness8_of_rgb(rgb, _Y_SHARES, _L8_OF_Y, l8, rows.start, rows.stop),
+        lambda rows: merge_kernels.lightness8_of_rgb(
+            red, green, blue, _Y_SHARES, _L8_OF_Y, l8, rows.start, rows.stop
+        ),
         _row_bands(width, height),
     )
     return l8

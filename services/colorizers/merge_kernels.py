@@ -14,13 +14,20 @@ import numpy as np
 
 @numba.njit(nogil=True, cache=True)
 def lightness8_of_rgb(
-    rgb: np.ndarray, y_shares: np.ndarray, l8_of_y: np.ndarray, out: np.ndarray, top: int, bottom: int
+    red: np.ndarray,
+    green: np.ndarray,
+    blue: np.ndarray,
+    y_shares: np.ndarray,
+    l8_of_y: np.ndarray,
+    out: np.ndarray,
+    top: int,
+    bottom: int,
 ) -> None:
-    """``out[i, j]``: the 8-bit CIE L of pixel ``rgb[i, j]``, the table of ``l8_of_y`` at its fixed-point luminance
-    (the sum of each channel's share, ``y_shares[channel, value]``)."""
+    """``out[i, j]``: the 8-bit CIE L of the pixel of 8-bit channel planes ``red``, ``green`` and ``blue``, the table
+    ``l8_of_y`` at its fixed-point luminance (the sum of each channel's share, ``y_shares[channel, value]``)."""
     for i in range(top, bottom):
-        for j in range(rgb.shape[1]):
-            y = y_shares[0, rgb[i, j, 0]] + y_shares[1, rgb[i, j, 1]] + y_shares[2, rgb[i, j, 2]]
+        for j in range(out.shape[1]):
+            y = y_shares[0, red[i, j]] + y_shares[1, green[i, j]] + y_shares[2, blue[i, j]]
             out[i, j] = l8_of_y[y]
 
 
