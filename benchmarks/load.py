@@ -148,7 +148,7 @@ async def run(client: httpx.AsyncClient, gateway: str, scenario: Scenario, image
 
 def report(outcomes: list[Outcome], meta: dict) -> str:
     lines = [
-        f"Run {meta['date']} on {meta['machine']}, `benchmarks/load.py {meta['arguments']}` "
+        f"Run {meta['date']} on {meta['machine']}, `{' '.join(['benchmarks/load.py', meta['arguments']]).strip()}` "
         f"(model `{meta['model']}`; raw figures in [benchmarks-load.json](benchmarks-load.json)).",
         "",
         "| scenario | seconds | requests | requests/s | p50 ms | p95 ms | p99 ms | not 200 |",
