@@ -83,7 +83,7 @@ def exact_merges() -> Iterator[None]:
         imaging.TABLE_MERGE_MIN_PIXELS = threshold
 
 
-def encoded(image: Image.Image, fmt: str) -> Callable[[], bytes]:
+def encoded(image: Image.Image | np.ndarray, fmt: str) -> Callable[[], bytes]:
     return lambda: imaging.encode(image, fmt)
 
 
@@ -115,7 +115,7 @@ def stages(data: bytes, repeats: int) -> dict[str, float]:
         "shared part: LabMergeBase (once per photo)": median_ms(lambda: imaging.LabMergeBase(full.pixels), repeats),
         **figures,
         "merge, lookup table (per model)": median_ms(lambda: base.merge(colour), repeats),
-        "encode JPEG (q92) of the table's RGBX": median_ms(encoded(merged, "jpeg"), repeats),
+        "encode JPEG (q92, in bands) of the merge": median_ms(encoded(merged, "jpeg"), repeats),
         "encode PNG (level 1)": median_ms(encoded(merged, "png"), max(1, repeats // 3)),
         "first table merge of the process (builds the table)": first_merge,
     }
