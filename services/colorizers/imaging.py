@@ -460,9 +460,12 @@ class LabMergeBase:
         grid = (-(-width >> shift), -(-height >> shift))  # chroma values across and down
         if ab.shape[1] > grid[0] or ab.shape[0] > grid[1]:  # the kernel upsamples; shrinking needs Pillow's filter
             ab = np.stack([_resize_plane(ab[..., channel], grid) for channel in range(2)], axis=-1)
+        wide = merge_kernels.widen_chroma(ab, grid[0])
         rgbx = np.empty((height, width), dtype=np.uint32)
         _parallel(
-            lambda rows: merge_kernels.lab_table_lookup(table, self._lightness, ab, shift, rgbx, rows.start, rows.stop),
+            lambda rows: merge_kernels.lab_table_lookup(
+                table, self._lightness, wide, shift, rgbx, rows.start, rows.stop
+            ),
             _row_bands(width, height),
         )
         return rgbx.view(np.uint8).reshape(height, width, 4)

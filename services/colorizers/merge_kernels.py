@@ -32,24 +32,38 @@ def lightness8_of_rgb(
 
 
 @numba.njit(nogil=True, cache=True)
-def lab_table_lookup(
-    table: np.ndarray, l8: np.ndarray, ab: np.ndarray, shift: int, out: np.ndarray, top: int, bottom: int
-) -> None:
-    """``out[i, j] = table[a << 16 | b << 8 | L]``, L the pixel's 8-bit lightness ``l8[i, j]``, a and b (rounded, offset
-    by 128) from the small result's chroma ``ab`` (h, w, 2) upsampled bilinearly (pixel centres aligned, edges
-    clamped, as Pillow's bilinear resize) to a grid of one value per ``1 << shift`` photo pixels each way."""
-    height, width = l8.shape
-    small_height, small_width = ab.shape[0], ab.shape[1]
-    columns, rows = (width + (1 << shift) - 1) >> shift, (height + (1 << shift) - 1) >> shift
-    left = np.empty(columns, dtype=np.int64)
-    right = np.empty(columns, dtype=np.int64)
-    across = np.empty(columns, dtype=np.float32)  # the right neighbour's weight
+def widen_chroma(ab: np.ndarray, columns: int) -> np.ndarray:
+    """The small result's chroma ``ab`` (h, w, 2) interpolated across to ``columns`` values a row, offset by 128.5
+    (128 and half a step, so that truncation rounds): float32 (2, h, columns), a then b. Bilinear with pixel centres
+    aligned and edges clamped, as Pillow's bilinear resize."""
+    height, width = ab.shape[0], ab.shape[1]
+    wide = np.empty((2, height, columns), dtype=np.float32)
     for c in range(columns):
-        x = min(max((c + 0.5) * small_width / columns - 0.5, 0.0), small_width - 1.0)
-        left[c] = int(x)
-        right[c] = min(left[c] + 1, small_width - 1)
-        across[c] = x - left[c]
-    chroma_row = np.empty(columns, dtype=np.int64)  # a << 16 | b << 8 of each chroma column of the current row
+        x = min(max((c + 0.5) * width / columns - 0.5, 0.0), width - 1.0)
+        left = int(x)
+        right = min(left + 1, width - 1)
+        weight = np.float32(x - left)  # of the right neighbour
+        for row in range(height):
+            for channel in range(2):
+                wide[channel, row, c] = (
+                    ab[row, left, channel] * (np.float32(1.0) - weight)
+                    + ab[row, right, channel] * weight
+                    + np.float32(128.5)
+                )
+    return wide
+
+
+@numba.njit(nogil=True, cache=True)
+def lab_table_lookup(
+    table: np.ndarray, l8: np.ndarray, wide: np.ndarray, shift: int, out: np.ndarray, top: int, bottom: int
+) -> None:
+    """``out[i, j] = table[a << 16 | b << 8 | L]``, L the pixel's 8-bit lightness ``l8[i, j]``, a and b interpolated
+    down from the rows of ``widen_chroma`` (as it does across) to a grid of one value per ``1 << shift`` photo pixels
+    each way, and truncated to integers."""
+    height, width = l8.shape
+    small_height, columns = wide.shape[1], wide.shape[2]
+    rows = (height + (1 << shift) - 1) >> shift
+    chroma_row = np.empty(columns, dtype=np.uint32)  # a << 16 | b << 8 of each chroma column of the current row
     current = -1
     for i in range(top, bottom):
         row = i >> shift
@@ -58,14 +72,12 @@ def lab_table_lookup(
             y = min(max((row + 0.5) * small_height / rows - 0.5, 0.0), small_height - 1.0)
             upper = int(y)
             lower = min(upper + 1, small_height - 1)
-            down = y - upper
+            down = np.float32(y - upper)  # the weight of the lower row
+            a_upper, a_lower, b_upper, b_lower = wide[0, upper], wide[0, lower], wide[1, upper], wide[1, lower]
             for c in range(columns):
-                index = 0
-                for channel in range(2):
-                    top_value = ab[upper, left[c], channel] * (1 - across[c]) + ab[upper, right[c], channel] * across[c]
-                    low_value = ab[lower, left[c], channel] * (1 - across[c]) + ab[lower, right[c], channel] * across[c]
-                    value = min(max(top_value * (1 - down) + low_value * down + 128.5, 0.0), 255.0)
-                    index = index << 8 | int(value)
-                chroma_row[c] = index << 8
+                a = min(max(a_upper[c] * (np.float32(1.0) - down) + a_lower[c] * down, np.float32(0.0)), 255.0)
+                b = min(max(b_upper[c] * (np.float32(1.0) - down) + b_lower[c] * down, np.float32(0.0)), 255.0)
+                chroma_row[c] = (np.uint32(a) << 16) | (np.uint32(b) << 8)
+        out_row, l8_row = out[i], l8[i]
         for j in range(width):
-            out[i, j] = table[chroma_row[j >> shift] | l8[i, j]]
+            out_row[j] = table[chroma_row[j >> shift] | l8_row[j]]
