@@ -195,7 +195,7 @@ def _add_package(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--weights-dir", default=None, help="weights folder (default: model_store/weights)")
     parser.add_argument("--model-store", default=None, help="where archives go (default: model_store/)")
     parser.add_argument("--device-type", choices=("cpu", "gpu"), default=None, help="model-config deviceType")
-    parser.add_argument("--batch-size", type=int, default=None, help="model-config batchSize (default 4)")
+    parser.add_argument("--batch-size", type=int, default=None, help="model-config batchSize (default 1)")
     parser.add_argument("--workers", type=int, default=None, help="model-config min/max workers (default 1)")
     parser.add_argument(
         "--register",

@@ -24,11 +24,13 @@ REPO = Path(__file__).resolve().parents[1]
 HANDLER = REPO / "services" / "handler.py"
 DEFAULT_STORE = REPO / "model_store"
 
-# model-config.yaml defaults; a GPU node gets more workers and bigger batches through the options.
+# model-config.yaml defaults, for CPU nodes; a GPU node gets more workers and bigger batches through the options.
+# No batching on a CPU: a worker on one core gains nothing from a batch, and waiting up to maxBatchDelay for one
+# cost throughput (3.7 against 4.9 requests a second at one client, docs/benchmarks.md).
 DEFAULT_MODEL_CONFIG: dict[str, Any] = {
     "minWorkers": 1,
     "maxWorkers": 1,
-    "batchSize": 4,
+    "batchSize": 1,
     "maxBatchDelay": 20,
     "responseTimeout": 120,
     "startupTimeout": 120,
