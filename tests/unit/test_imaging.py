@@ -524,6 +524,25 @@ def test_table_merge_from_the_pixel_threshold_on():
     assert not imaging.LabMergeBase(Image.new("RGB", (width, height - 1))).uses_table
 
 
+def test_warm_up_builds_the_table_that_merges_then_use():
+    imaging.warm_up_table_merge()
+    table = imaging._lab_table_rgbx
+    assert table is not None and table.shape == (1 << 24,)
+    assert imaging.LabMergeBase(Image.new("L", (8, 8)), table=True)._table is table
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_jpeg_of_merged_pixels_is_the_jpeg_of_their_image(channels):
+    """The merge's pixel arrays (RGB, or RGB and a padding byte) encode as the Pillow image of them does."""
+    pixels = np.ascontiguousarray(
+        np.random.default_rng(3).integers(0, 256, (120, 160, channels), dtype=np.uint8)
+    )
+    from_array = decode(encode(pixels, "jpeg")).rgb
+    from_image = decode(encode(imaging.to_image(pixels).convert("RGB"), "jpeg")).rgb
+    assert from_array.size == (160, 120)
+    assert np.array_equal(np.asarray(from_array), np.asarray(from_image))
+
+
 # ----- encode -----------------------------------------------------------------------------------------------------
 
 
