@@ -26,7 +26,7 @@ DEFAULT_STORE = REPO / "model_store"
 
 # model-config.yaml defaults, for CPU nodes; a GPU node gets more workers and bigger batches through the options.
 # No batching on a CPU: a worker on one core gains nothing from a batch, and waiting up to maxBatchDelay for one
-# cost throughput (3.7 against 4.9 requests a second at one client, docs/benchmarks.md).
+# cost throughput (5.3 against 3.5 requests a second at 4 clients, docs/benchmarks.md).
 DEFAULT_MODEL_CONFIG: dict[str, Any] = {
     "minWorkers": 1,
     "maxWorkers": 1,

@@ -474,7 +474,7 @@ class LabMergeBase:
 def warm_up_table_merge() -> None:
     """Build the merge table and compile the merge's loops now (one to two seconds of CPU, once per process) rather
     than while the first big photo waits: a server calls this in the background as it starts."""
-    for mode in ("L", "RGB"):
+    for mode in ("L", "RGB"):  # a grey photo's lightness is Pillow's read-only array: numba compiles a loop for each
         LabMergeBase(Image.new(mode, (4, 4)), table=True).merge(Image.new("RGB", (2, 2)))
 
 
@@ -497,8 +497,8 @@ def _lightness8(original: Image.Image) -> np.ndarray:
         return np.asarray(original.point(_L8_OF_GREY.tolist()))
     from colorizers import merge_kernels
 
-    # three planes: Pillow splits and hands them over faster than the packed (H, W, 3) array
-    red, green, blue = (np.asarray(plane) for plane in original.convert("RGB").split())
+    # mode "RGB" (``LabMergeBase``): three planes, which Pillow splits and hands over faster than the (H, W, 3) array
+    red, green, blue = (np.asarray(plane) for plane in original.split())
     width, height = original.size
     l8 = np.empty((height, width), dtype=np.uint8)
     _parallel(
